@@ -1,0 +1,38 @@
+# The two commands: `make run` and `make test`. Everything else is a helper.
+.PHONY: run test build deps format format-check codegen bench fuzz clean
+
+BUILD ?= build
+
+deps:
+	@tools/install-deps.sh
+
+build: deps
+	@tools/build.sh release
+
+run: build
+	@mkdir -p data
+	@$(BUILD)/release/src/app/fjord start --log-dirs ./data
+
+test:
+	@tools/test.sh
+
+# Regenerate the protocol code from ../shared/kafka-protocol.
+codegen:
+	@python3 tools/codegen/gen.py
+
+format:
+	@tools/format.sh fix
+
+format-check:
+	@tools/format.sh check
+
+bench: build
+	@$(BUILD)/release/src/protocol/protocol_bench
+
+# A longer fuzzing session: FUZZ_SECONDS per target (default 600).
+fuzz: deps
+	@tools/build.sh fuzz
+	@tools/fuzz.sh $${FUZZ_SECONDS:-600}
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,89 @@
+#include "protocol/wire.h"
+
+#include <gtest/gtest.h>
+
+namespace fjord::protocol {
+namespace {
+
+shared_bytes of(std::initializer_list<uint8_t> b) {
+    return shared_bytes::copy_of(std::vector<uint8_t>(b));
+}
+
+TEST(wire, fixed_width_big_endian) {
+    writer w;
+    w.i16(0x0102);
+    w.i32(-2);
+    w.i64(0x0102030405060708);
+    auto bytes = w.take();
+    EXPECT_EQ(bytes, (std::vector<uint8_t>{1, 2, 0xff, 0xff, 0xff, 0xfe, 1, 2, 3, 4, 5, 6, 7, 8}));
+    reader r(shared_bytes::adopt(bytes));
+    EXPECT_EQ(r.i16(), 0x0102);
+    EXPECT_EQ(r.i32(), -2);
+    EXPECT_EQ(r.i64(), 0x0102030405060708);
+    EXPECT_TRUE(r.ok());
+    EXPECT_EQ(r.remaining(), 0u);
+}
+
+TEST(wire, varints_match_kafka_encoding) {
+    // Kafka's zig-zag varints: 0 -> 00, -1 -> 01, 1 -> 02, 300 -> d8 04.
+    writer w;
+    w.varint(0);
+    w.varint(-1);
+    w.varint(1);
+    w.varint(300);
+    w.uvarint(0xffffffffu);
+    EXPECT_EQ(w.take(), (std::vector<uint8_t>{0, 1, 2, 0xd8, 0x04, 0xff, 0xff, 0xff, 0xff, 0x0f}));
+    reader r(of({0xd8, 0x04, 0xff, 0xff, 0xff, 0xff, 0x0f}));
+    EXPECT_EQ(r.varint(), 300);
+    EXPECT_EQ(r.uvarint(), 0xffffffffu);
+    EXPECT_TRUE(r.ok());
+}
+
+TEST(wire, varint_longer_than_five_bytes_is_an_error) {
+    reader r(of({0x80, 0x80, 0x80, 0x80, 0x80, 0x01}));
+    r.uvarint();
+    EXPECT_EQ(r.error(), errc::varint_too_long);
+}
+
+TEST(wire, reads_past_the_end_fail_and_stick) {
+    reader r(of({1, 2, 3}));
+    EXPECT_EQ(r.i32(), 0);
+    EXPECT_EQ(r.error(), errc::truncated);
+    EXPECT_EQ(r.i8(), 0);
+    EXPECT_EQ(r.error(), errc::truncated);
+}
+
+TEST(wire, lengths_never_exceed_the_remaining_bytes) {
+    // An array count of 2^31-1 in a 20-byte frame is an error, not an allocation.
+    reader r(of({0x7f, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}));
+    EXPECT_EQ(r.array_length(false), -1);
+    EXPECT_EQ(r.error(), errc::length_too_large);
+
+    reader c(of({0xff, 0xff, 0xff, 0xff, 0x07, 0}));
+    EXPECT_EQ(c.array_length(true), -1);
+    EXPECT_EQ(c.error(), errc::length_too_large);
+}
+
+TEST(wire, null_markers_and_invalid_negative_lengths) {
+    reader r(of({0xff, 0xff}));
+    EXPECT_EQ(r.string_length(false), -1);
+    EXPECT_TRUE(r.ok());
+    reader bad(of({0xff, 0xfe}));
+    EXPECT_EQ(bad.string_length(false), -1);
+    EXPECT_EQ(bad.error(), errc::invalid_length);
+    reader compact_null(of({0}));
+    EXPECT_EQ(compact_null.string_length(true), -1);
+    EXPECT_TRUE(compact_null.ok());
+}
+
+TEST(wire, slices_do_not_copy) {
+    auto buf = of({3, 'a', 'b', 'c'});
+    reader r(buf);
+    int32_t n = r.bytes_length(true);
+    ASSERT_EQ(n, 2);
+    auto s = r.slice(static_cast<size_t>(n));
+    EXPECT_EQ(s.data(), buf.data() + 1);
+}
+
+}  // namespace
+}  // namespace fjord::protocol

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Configures and builds one flavour: release, sanitize or fuzz (see CMakeLists.txt).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+flavour="${1:-release}"
+dir="build/$flavour"
+jobs="${FJORD_JOBS:-$(nproc)}"
+case "$flavour" in
+  release)  args=(-DCMAKE_BUILD_TYPE=RelWithDebInfo) ;;
+  sanitize) args=(-DCMAKE_BUILD_TYPE=Debug -DFJORD_SANITIZE=ON) ;;
+  fuzz)     args=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DFJORD_FUZZ=ON
+                  -DCMAKE_C_COMPILER=clang-14 -DCMAKE_CXX_COMPILER=clang++-14) ;;
+  *) echo "build.sh: unknown flavour $flavour" >&2; exit 2 ;;
+esac
+if [ ! -f "$dir/build.ninja" ]; then
+  cmake -S . -B "$dir" -G Ninja "${args[@]}" >/dev/null
+fi
+# Progress every 100 steps; compiler output in full.
+ninja -C "$dir" -j "$jobs" | awk '/^\[[0-9]+\/[0-9]+\]/ { split(substr($1, 2), a, "/"); if (a[1] % 100 == 0 || a[1] == a[2]) print "  " $1; next } { print }'

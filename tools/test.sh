@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# `make test`: every stage in order, each timed, with a summary at the end.
+# With CI=true, a stage that cannot run (missing ../shared, say) fails
+# instead of being skipped.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+root="$(pwd)"
+shared="${FJORD_KAFKA_PROTOCOL:-$root/../shared/kafka-protocol}"
+ci="${CI:-false}"
+names=()
+times=()
+results=()
+failed=0
+
+stage() {
+  local name="$1"
+  shift
+  echo
+  echo "=== stage: $name"
+  local start=$SECONDS
+  if "$@"; then
+    results+=("ok")
+  else
+    results+=("FAILED")
+    failed=1
+  fi
+  names+=("$name")
+  times+=($((SECONDS - start)))
+  echo "=== stage: $name: ${results[-1]} in $((SECONDS - start)) s"
+  if [ "$failed" -ne 0 ]; then summary; exit 1; fi
+}
+
+summary() {
+  echo
+  echo "=== make test: stage durations"
+  local total=0
+  for i in "${!names[@]}"; do
+    printf '  %-28s %6s s  %s\n' "${names[$i]}" "${times[$i]}" "${results[$i]}"
+    total=$((total + times[i]))
+  done
+  printf '  %-28s %6s s\n' "total" "$total"
+}
+
+codegen_check() {
+  if [ ! -d "$shared/messages" ]; then
+    echo "codegen: $shared not found"
+    [ "$ci" = true ] && return 1
+    echo "codegen: check skipped (not in CI)"
+    return 0
+  fi
+  python3 tools/codegen/gen.py --spec "$shared" --check
+}
+
+unit_tests() {
+  ctest --test-dir build/release --output-on-failure -j 2
+}
+
+sanitize_tests() {
+  tools/build.sh sanitize && ctest --test-dir build/sanitize --output-on-failure -j 2
+}
+
+fuzz_smoke() {
+  tools/build.sh fuzz && tools/fuzz.sh "${FUZZ_SMOKE_SECONDS:-20}"
+}
+
+differential() {
+  if [ ! -d "$shared/messages" ]; then
+    echo "differential: $shared not found"
+    [ "$ci" = true ] && return 1
+    return 0
+  fi
+  FJORD_KAFKA_PROTOCOL="$shared" tests/differential/check.sh
+}
+
+stage "install dependencies" tools/install-deps.sh
+stage "format check" tools/format.sh check
+stage "codegen reproducible" codegen_check
+stage "build release" tools/build.sh release
+stage "unit and golden tests" unit_tests
+stage "differential vs Kafka" differential
+stage "reference broker" tests/kafka_ref/selftest.sh
+stage "sanitizer build and tests" sanitize_tests
+stage "fuzz build and smoke run" fuzz_smoke
+summary
