@@ -29,7 +29,14 @@ got="$(kcat -b "$BOOTSTRAP" -C -t selftest -o beginning -c 3 -e -q -f '%k=%s@%o\
 want=$'k1=one@0\nk2=two@1\nk3=three@2'
 [ "$got" = "$want" ] || fail "consumed '$got', expected '$want'"
 
+# Fjord advertises what Kafka 4.4 advertises: the recorded table must equal
+# this broker's ApiVersions answer.
+python3 "$HERE/../../tools/codegen/record_api_versions.py" "$BOOTSTRAP" >"$DIR/api-versions.tsv" \
+  || fail "ApiVersions request"
+diff -u "$HERE/../../tools/codegen/kafka-4.4-api-versions.tsv" "$DIR/api-versions.tsv" \
+  || fail "tools/codegen/kafka-4.4-api-versions.tsv differs from the broker's ApiVersions answer"
+
 "$KREF" stop "$DIR"
 [ ! -f "$DIR/kafka.pid" ] || fail "pid file left after stop"
 kcat -b "$BOOTSTRAP" -L -m 2 >/dev/null 2>&1 && fail "broker still answers after stop"
-echo "1 passed, 0 failed"
+echo "2 passed, 0 failed"
