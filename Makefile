@@ -1,5 +1,5 @@
 # The two commands: `make run` and `make test`. Everything else is a helper.
-.PHONY: run test build deps format format-check codegen bench fuzz clean
+.PHONY: run test build deps format format-check codegen bench fuzz sim clean
 
 BUILD ?= build
 
@@ -28,6 +28,13 @@ format-check:
 
 bench: build
 	@$(BUILD)/release/src/protocol/protocol_bench
+
+# Raft simulator: SEEDS seeds from SEED; MINUTES=M runs seeds for M minutes.
+SEEDS ?= 2000
+SEED ?= 1
+sim:
+	@tools/build.sh release >/dev/null
+	@$(BUILD)/release/src/raft/raft_sim --seed $(SEED) $(if $(MINUTES),--minutes $(MINUTES),--seeds $(SEEDS))
 
 # A longer fuzzing session: FUZZ_SECONDS per target (default 600).
 fuzz: deps
