@@ -16,4 +16,4 @@ if [ ! -f "$dir/build.ninja" ]; then
   cmake -S . -B "$dir" -G Ninja "${args[@]}" >/dev/null
 fi
 # Progress every 100 steps; compiler output in full.
-ninja -C "$dir" -j "$jobs" | awk '/^\[[0-9]+\/[0-9]+\]/ { split(substr($1, 2), a, "/"); if (a[1] % 100 == 0 || a[1] == a[2]) print "  " $1; next } { print }'
+ninja -C "$dir" -j "$jobs" | awk '/^\[[0-9]+\/[0-9]+\]/ { gsub(/[\[\]]/, "", $1); split($1, a, "/"); if (a[1] % 100 == 0 || a[1] == a[2]) print "  " $1; next } { print }'

@@ -46,8 +46,22 @@ int64_t run_blocking(const io_op& op) {
     return -EINVAL;
 }
 
+// Both backends take the same operations; they differ in how they run them.
+class op_engine : public io_engine {
+public:
+    bool fdatasync(int fd, io_callback done) final {
+        return submit(io_op{io_op::kind::fdatasync, fd, nullptr, 0, 0, std::move(done)});
+    }
+    bool pread(int fd, void* buf, size_t n, off_t offset, io_callback done) final {
+        return submit(io_op{io_op::kind::pread, fd, buf, n, offset, std::move(done)});
+    }
+
+protected:
+    virtual bool submit(io_op op) = 0;
+};
+
 // A fixed pool of threads over a bounded queue.
-class thread_pool_engine final : public io_engine {
+class thread_pool_engine final : public op_engine {
 public:
     explicit thread_pool_engine(const io_engine_options& opts) : max_(opts.max_in_flight) {
         size_t n = opts.pool_threads == 0 ? 1 : opts.pool_threads;
@@ -56,13 +70,6 @@ public:
     ~thread_pool_engine() override { stop(); }
 
     io_backend backend() const override { return io_backend::thread_pool; }
-
-    bool fdatasync(int fd, io_callback done) override {
-        return submit(io_op{io_op::kind::fdatasync, fd, nullptr, 0, 0, std::move(done)});
-    }
-    bool pread(int fd, void* buf, size_t n, off_t offset, io_callback done) override {
-        return submit(io_op{io_op::kind::pread, fd, buf, n, offset, std::move(done)});
-    }
 
     void stop() override {
         {
@@ -75,7 +82,7 @@ public:
     }
 
 private:
-    bool submit(io_op op) {
+    bool submit(io_op op) override {
         {
             std::lock_guard lock(mu_);
             if (stopping_ || queued_ + running_ >= max_) return false;
@@ -116,7 +123,7 @@ private:
 };
 
 // One ring; submissions under a short lock, completions reaped by a thread.
-class uring_engine final : public io_engine {
+class uring_engine final : public op_engine {
 public:
     static std::unique_ptr<uring_engine> create(const io_engine_options& opts) {
         auto e = std::unique_ptr<uring_engine>(new uring_engine(opts));
@@ -132,13 +139,6 @@ public:
     }
 
     io_backend backend() const override { return io_backend::io_uring; }
-
-    bool fdatasync(int fd, io_callback done) override {
-        return submit(io_op{io_op::kind::fdatasync, fd, nullptr, 0, 0, std::move(done)});
-    }
-    bool pread(int fd, void* buf, size_t n, off_t offset, io_callback done) override {
-        return submit(io_op{io_op::kind::pread, fd, buf, n, offset, std::move(done)});
-    }
 
     void stop() override {
         {
@@ -160,7 +160,7 @@ public:
 private:
     explicit uring_engine(const io_engine_options& opts) : max_(opts.max_in_flight) {}
 
-    bool submit(io_op op) {
+    bool submit(io_op op) override {
         std::lock_guard lock(mu_);
         if (stopping_ || in_flight_ >= max_) return false;
         io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
