@@ -1,0 +1,1022 @@
+#include "storage/log.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include "base/assert.h"
+#include "protocol/crc32c.h"
+#include "protocol/record_batch.h"
+
+namespace fjord::storage {
+
+namespace proto = fjord::protocol;
+
+namespace {
+
+uint32_t be32(const uint8_t* p) {
+    return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | p[3];
+}
+int64_t be64s(const uint8_t* p) {
+    return static_cast<int64_t>((uint64_t{be32(p)} << 32) | be32(p + 4));
+}
+int32_t be32s(const uint8_t* p) {
+    return static_cast<int32_t>(be32(p));
+}
+
+constexpr size_t scan_chunk_bytes = 1 << 20;
+// The smallest batch_length: a header without records.
+constexpr int32_t min_batch_length = static_cast<int32_t>(proto::batch_header_size - proto::batch_log_overhead);
+constexpr uint64_t max_segment_position = uint64_t{INT32_MAX};
+
+}  // namespace
+
+struct log::scan_outcome {
+    uint64_t end = 0;         // position after the last valid batch
+    int64_t next_offset = 0;  // offset after the last valid batch
+    bool clean = true;        // every batch up to the segment's end was valid
+    bool io_failed = false;
+    errc io_error = errc::io_error;
+    std::string problem;  // why not clean
+};
+
+log::log(file_cache& files, std::string dir, topic_partition tp, log_config cfg)
+    : files_(files), fs_(files.fs()), dir_(std::move(dir)), tp_(std::move(tp)), cfg_(cfg) {}
+
+log::~log() {
+    for (auto& s : segments_) {
+        files_.forget(s->log_file);
+        files_.forget(s->offset_index_file);
+        files_.forget(s->time_index_file);
+    }
+}
+
+std::string log::path_of(const segment& s, std::string_view ext) const {
+    return dir_ + "/" + segment_file_name(s.base_offset, ext);
+}
+
+result<std::shared_ptr<file>, errc> log::log_file(segment& s) {
+    return files_.get(s.log_file, path_of(s, ".log"), open_mode::read_write);
+}
+
+size_t log::segment_index_for(int64_t offset) const {
+    FJORD_ASSERT(!segments_.empty(), "log {} without segments", dir_);
+    auto it = std::upper_bound(segments_.begin(), segments_.end(), offset,
+                               [](int64_t o, const std::unique_ptr<segment>& s) { return o < s->base_offset; });
+    return it == segments_.begin() ? 0 : static_cast<size_t>(it - segments_.begin()) - 1;
+}
+
+errc log::go_offline(errc e, std::string detail) {
+    if (!offline_) {
+        offline_ = true;
+        offline_detail_ = fmt::format("{}: {}", describe(e), detail);
+    }
+    return e;
+}
+
+int64_t log::size_bytes() const {
+    int64_t n = 0;
+    for (const auto& s : segments_) n += static_cast<int64_t>(s->size_bytes);
+    return n;
+}
+
+size_t log::memory_bytes() const {
+    size_t n = sizeof(log) + dir_.capacity() + tp_.topic.capacity() + offline_detail_.capacity();
+    n += segments_.capacity() * sizeof(segments_[0]);
+    for (const auto& s : segments_) n += sizeof(segment) + s->index_memory_bytes();
+    n += epochs_.entries().capacity() * sizeof(epoch_entry);
+    return n;
+}
+
+// ---------------------------------------------------------------------------
+// Scanning and indexes
+
+log::scan_outcome log::scan(segment& s, uint64_t from, int64_t expected_next, bool index, bool first_indexed,
+                            bool assign_epochs) {
+    scan_outcome out;
+    out.end = from;
+    out.next_offset = expected_next;
+    auto f = log_file(s);
+    if (!f) {
+        out.clean = false;
+        out.io_failed = true;
+        out.io_error = f.error();
+        out.problem = fmt::format("{}: open failed: {}", path_of(s, ".log"), describe(f.error()));
+        return out;
+    }
+    const std::string where = path_of(s, ".log");
+    auto problem = [&](uint64_t pos, std::string why) {
+        out.clean = false;
+        out.problem = fmt::format("{}: position {} (offset {}): {}", where, pos, out.next_offset, why);
+    };
+    size_t chunk = scan_chunk_bytes;
+    uint64_t pos = from;
+    bool first = true;
+    while (pos < s.size_bytes) {
+        const size_t want = static_cast<size_t>(std::min<uint64_t>(chunk, s.size_bytes - pos));
+        std::vector<uint8_t> buf(want);
+        if (auto r = read_exact(**f, pos, buf); !r) {
+            out.clean = false;
+            out.io_failed = true;
+            out.io_error = r.error();
+            out.problem = fmt::format("{}: read at {} failed: {}", where, pos, describe(r.error()));
+            return out;
+        }
+        proto::batch_splitter split(shared_bytes::adopt(std::move(buf)));
+        while (auto b = split.next()) {
+            const uint64_t at = pos + split.consumed() - b->size();
+            if (auto v = b->validate(proto::validate_options{.dense_offsets = false}); !v) {
+                problem(at, fmt::format("invalid batch: {}", proto::describe(v.error())));
+                return out;
+            }
+            const int64_t base = b->base_offset(), last = b->last_offset();
+            if (base < out.next_offset || last < base || last - s.base_offset > INT32_MAX) {
+                problem(at, fmt::format("batch offsets [{}, {}] do not follow {} in segment {}", base, last,
+                                        out.next_offset, s.base_offset));
+                return out;
+            }
+            if (at + b->size() > max_segment_position) {
+                problem(at, "segment larger than 2 GiB");
+                return out;
+            }
+            if (index) {
+                s.index_batch({at, static_cast<uint32_t>(b->size()), base, last, b->max_timestamp()},
+                              cfg_.index_interval_bytes, !(first && first_indexed));
+            }
+            first = false;
+            const int32_t epoch = b->partition_leader_epoch();
+            if (assign_epochs && epoch >= 0 && epoch > epochs_.latest_epoch()) epochs_.assign(epoch, base);
+            out.next_offset = last + 1;
+            out.end = at + b->size();
+        }
+        if (split.error()) {
+            problem(pos + split.consumed(), fmt::format("invalid batch header: {}", proto::describe(*split.error())));
+            return out;
+        }
+        const uint64_t left_at = pos + split.consumed();
+        if (left_at == pos + want) {
+            pos = left_at;
+            continue;
+        }
+        // A batch straddles the chunk: read it whole, unless the segment ends first.
+        if (pos + want == s.size_bytes) {
+            problem(left_at, fmt::format("partial batch ({} bytes at the end)", s.size_bytes - left_at));
+            return out;
+        }
+        uint8_t head[proto::batch_log_overhead];
+        if (auto r = read_exact(**f, left_at, head); !r) {
+            out.clean = false;
+            out.io_failed = true;
+            out.io_error = r.error();
+            out.problem = fmt::format("{}: read at {} failed", where, left_at);
+            return out;
+        }
+        const int32_t length = be32s(head + proto::batch_length_offset);
+        if (length < min_batch_length) {
+            problem(left_at, fmt::format("batch length {}", length));
+            return out;
+        }
+        const uint64_t need = proto::batch_log_overhead + static_cast<uint64_t>(length);
+        if (need > s.size_bytes - left_at) {
+            problem(left_at, fmt::format("partial batch ({} of {} bytes)", s.size_bytes - left_at, need));
+            return out;
+        }
+        chunk = std::max<size_t>(chunk, static_cast<size_t>(need));
+        pos = left_at;
+    }
+    return out;
+}
+
+namespace {
+// The bytes of a small file, empty if it does not exist.
+result<std::vector<uint8_t>, errc> read_index_file(file_system& fs, const std::string& path, bool& exists) {
+    exists = false;
+    auto f = fs.open(path, open_mode::read_only);
+    if (!f) {
+        if (f.error() == errc::not_found) return std::vector<uint8_t>{};
+        return fail(f.error());
+    }
+    exists = true;
+    auto size = (*f)->size();
+    if (!size) return fail(size.error());
+    std::vector<uint8_t> bytes(*size);
+    if (auto r = read_exact(**f, 0, bytes); !r) return fail(r.error());
+    return bytes;
+}
+}  // namespace
+
+result<void, errc> log::load_indexes(segment& s) {
+    if (s.indexes_loaded) return {};
+    bool index_exists = false, time_exists = false;
+    auto ib = read_index_file(fs_, path_of(s, ".index"), index_exists);
+    if (!ib) return fail(ib.error());
+    auto tb = read_index_file(fs_, path_of(s, ".timeindex"), time_exists);
+    if (!tb) return fail(tb.error());
+    s.indexes_loaded = true;
+    s.next_offset = s.base_offset;
+    s.max_timestamp = no_timestamp;
+    s.offset_of_max_timestamp = -1;
+    s.bytes_since_index_entry = 0;
+    bool ok = (s.size_bytes == 0 || (index_exists && time_exists)) &&
+              decode_offset_index(*ib, s.size_bytes, s.offsets) && decode_time_index(*tb, s.times);
+    if (ok && !s.offsets.empty()) {
+        // The last entry must name the batch at its position (an index that
+        // outlived a truncation of its log does not).
+        const auto& e = s.offsets.back();
+        uint8_t head[proto::batch_header_size];
+        auto f = log_file(s);
+        if (!f) return fail(f.error());
+        if (static_cast<uint64_t>(e.position) + sizeof head > s.size_bytes) {
+            ok = false;
+        } else if (auto r = read_exact(**f, static_cast<uint64_t>(e.position), head); !r) {
+            return fail(r.error());
+        } else {
+            ok = be64s(head) + be32s(head + 23) == s.base_offset + e.relative_offset && head[16] == 2;
+        }
+    }
+    if (ok && !s.times.empty() && s.times.back().relative_offset > INT32_MAX - 1) ok = false;
+    if (!ok) return rebuild_indexes(s);
+    s.offsets_on_disk = s.offsets.size();
+    s.times_on_disk = s.times.size();
+    if (!s.times.empty()) {
+        s.max_timestamp = s.times.back().timestamp;
+        s.offset_of_max_timestamp = s.base_offset + s.times.back().relative_offset;
+    }
+    const bool has_entry = !s.offsets.empty();
+    const uint64_t resume = has_entry ? static_cast<uint64_t>(s.offsets.back().position) : 0;
+    auto out = scan(s, resume, s.base_offset, true, has_entry, false);
+    if (out.io_failed) return fail(out.io_error);
+    if (!out.clean) {
+        offline_detail_scratch_ = out.problem;
+        return fail(errc::corrupt_log);
+    }
+    write_index_entries(s);
+    return {};
+}
+
+result<void, errc> log::rebuild_indexes(segment& s) {
+    s.indexes_loaded = true;
+    s.offsets.clear();
+    s.times.clear();
+    s.offsets_on_disk = s.times_on_disk = 0;
+    s.max_timestamp = no_timestamp;
+    s.offset_of_max_timestamp = -1;
+    s.bytes_since_index_entry = 0;
+    s.next_offset = s.base_offset;
+    auto out = scan(s, 0, s.base_offset, true, false, false);
+    if (out.io_failed) return fail(out.io_error);
+    if (!out.clean) {
+        offline_detail_scratch_ = out.problem;
+        return fail(errc::corrupt_log);
+    }
+    (void)rewrite_index_files(s);
+    return {};
+}
+
+void log::write_index_entries(segment& s) {
+    // Best effort: index files are rebuilt from the log if they fall behind.
+    std::vector<uint8_t> bytes;
+    if (s.offsets_on_disk < s.offsets.size()) {
+        encode_offset_index(std::span(s.offsets).subspan(s.offsets_on_disk), bytes);
+        auto f = files_.get(s.offset_index_file, path_of(s, ".index"), open_mode::create);
+        if (f && (*f)->write_at(s.offsets_on_disk * offset_index_entry_size, bytes))
+            s.offsets_on_disk = s.offsets.size();
+    }
+    if (s.times_on_disk < s.times.size()) {
+        encode_time_index(std::span(s.times).subspan(s.times_on_disk), bytes);
+        auto f = files_.get(s.time_index_file, path_of(s, ".timeindex"), open_mode::create);
+        if (f && (*f)->write_at(s.times_on_disk * time_index_entry_size, bytes)) s.times_on_disk = s.times.size();
+    }
+}
+
+result<void, errc> log::rewrite_index_files(segment& s) {
+    std::vector<uint8_t> bytes;
+    encode_offset_index(s.offsets, bytes);
+    auto f = files_.get(s.offset_index_file, path_of(s, ".index"), open_mode::create);
+    if (!f) return fail(f.error());
+    if (auto r = (*f)->truncate(0); !r) return r;
+    if (auto r = (*f)->write_at(0, bytes); !r) return r;
+    s.offsets_on_disk = s.offsets.size();
+    encode_time_index(s.times, bytes);
+    auto t = files_.get(s.time_index_file, path_of(s, ".timeindex"), open_mode::create);
+    if (!t) return fail(t.error());
+    if (auto r = (*t)->truncate(0); !r) return r;
+    if (auto r = (*t)->write_at(0, bytes); !r) return r;
+    s.times_on_disk = s.times.size();
+    return {};
+}
+
+// Position of the first batch of `s` whose last offset is >= `offset`
+// (s.size_bytes if none); its base offset in *batch_base, its size in *batch_size.
+result<void, errc> log::ensure_indexes(segment& s) {
+    auto r = load_indexes(s);
+    if (!r && r.error() == errc::corrupt_log) return fail(go_offline(errc::corrupt_log, offline_detail_scratch_));
+    return r;
+}
+
+result<uint64_t, errc> log::find_batch(segment& s, int64_t offset, int64_t* batch_base, uint32_t* batch_size) {
+    if (auto r = ensure_indexes(s); !r) return fail(r.error());
+    auto f = log_file(s);
+    if (!f) return fail(f.error());
+    for (int attempt = 0; attempt < 2; ++attempt) {
+        uint64_t pos = s.lookup_position(offset);
+        bool from_entry = pos > 0;
+        bool stale_index = false;
+        uint8_t head[proto::batch_header_size];
+        while (pos < s.size_bytes) {
+            if (s.size_bytes - pos < sizeof head) {
+                stale_index = true;
+                break;
+            }
+            if (auto r = read_exact(**f, pos, head); !r) return fail(r.error());
+            const int32_t length = be32s(head + proto::batch_length_offset);
+            if (head[16] != 2 || length < min_batch_length ||
+                static_cast<uint64_t>(length) + proto::batch_log_overhead > s.size_bytes - pos) {
+                stale_index = true;
+                break;
+            }
+            const int64_t base = be64s(head);
+            const int64_t last = base + be32s(head + 23);
+            if (from_entry) {
+                // The entry must name this batch.
+                auto it =
+                    std::upper_bound(s.offsets.begin(), s.offsets.end(), offset - s.base_offset,
+                                     [](int64_t r, const offset_index_entry& e) { return r < e.relative_offset; });
+                if (it == s.offsets.begin() || s.base_offset + std::prev(it)->relative_offset != last) {
+                    stale_index = true;
+                    break;
+                }
+                from_entry = false;
+            }
+            if (last >= offset) {
+                *batch_base = base;
+                *batch_size = static_cast<uint32_t>(length) + proto::batch_log_overhead;
+                return pos;
+            }
+            pos += static_cast<uint64_t>(length) + proto::batch_log_overhead;
+        }
+        if (!stale_index) {
+            *batch_base = s.next_offset;
+            *batch_size = 0;
+            return s.size_bytes;
+        }
+        // The index disagrees with the log: rebuild it (validating the segment) once.
+        if (attempt == 0) {
+            if (auto r = rebuild_indexes(s); !r) {
+                if (r.error() == errc::corrupt_log) return fail(go_offline(errc::corrupt_log, offline_detail_scratch_));
+                return fail(r.error());
+            }
+        }
+    }
+    return fail(go_offline(errc::corrupt_log,
+                           fmt::format("{}: no batch boundary at the indexed positions", path_of(s, ".log"))));
+}
+
+// ---------------------------------------------------------------------------
+// Creating, opening, recovering
+
+result<void, errc> log::new_segment(int64_t base) {
+    FJORD_ASSERT(segments_.empty() || base >= segments_.back()->next_offset, "new segment at {} before the end {}",
+                 base, segments_.back()->next_offset);
+    auto s = std::make_unique<segment>(base);
+    s->indexes_loaded = true;
+    auto f = files_.get(s->log_file, path_of(*s, ".log"), open_mode::create);
+    if (!f) return fail(f.error());
+    // A file left over from an earlier life of this offset range is stale.
+    if (auto r = (*f)->truncate(0); !r) {
+        files_.forget(s->log_file);
+        return r;
+    }
+    segments_.push_back(std::move(s));
+    ++dir_generation_;
+    return {};
+}
+
+void log::delete_segment_files(segment& s) {
+    files_.forget(s.log_file);
+    files_.forget(s.offset_index_file);
+    files_.forget(s.time_index_file);
+    // Best effort: a file that cannot be removed is only wasted space; a
+    // segment below the log start is never read.
+    for (const char* ext : {".log", ".index", ".timeindex", ".txnindex", ".snapshot"}) {
+        (void)fs_.remove(path_of(s, ext));
+    }
+    ++dir_generation_;
+}
+
+result<void, errc> log::write_epoch_checkpoint() {
+    return write_file_atomically(fs_, dir_, "leader-epoch-checkpoint", format_epoch_checkpoint(epochs_.entries()));
+}
+
+result<std::unique_ptr<log>, errc> log::create(file_cache& files, std::string dir, topic_partition tp, log_config cfg,
+                                               const uuid* topic_id, int64_t start_offset) {
+    FJORD_ASSERT(start_offset >= 0, "log start {}", start_offset);
+    std::unique_ptr<log> l(new log(files, std::move(dir), std::move(tp), cfg));
+    file_system& fs = files.fs();
+    if (auto r = fs.make_dir(l->dir_); !r) return fail(r.error());
+    if (topic_id) {
+        if (auto r = write_file_atomically(fs, l->dir_, "partition.metadata", format_partition_metadata(*topic_id)); !r)
+            return fail(r.error());
+    }
+    if (auto r = l->new_segment(start_offset); !r) return fail(r.error());
+    l->start_offset_ = l->next_offset_ = l->durable_offset_ = start_offset;
+    if (auto r = fs.sync_dir(l->dir_); !r) return fail(r.error());
+    l->dir_synced_generation_ = l->dir_generation_;
+    auto parent = l->dir_.substr(0, l->dir_.find_last_of('/'));
+    if (!parent.empty() && parent != l->dir_) {
+        if (auto r = fs.sync_dir(parent); !r) return fail(r.error());
+    }
+    return l;
+}
+
+result<std::unique_ptr<log>, errc> log::open(file_cache& files, std::string dir, topic_partition tp, log_config cfg,
+                                             const open_options& opts, std::string& detail,
+                                             recovery_report* report_out) {
+    recovery_report report_local;
+    recovery_report& report = report_out ? *report_out : report_local;
+    std::unique_ptr<log> l(new log(files, std::move(dir), std::move(tp), cfg));
+    file_system& fs = files.fs();
+    auto names = fs.list_dir(l->dir_);
+    if (!names) return fail(names.error());
+    std::vector<int64_t> bases;
+    for (const auto& name : *names) {
+        auto ends_with = [&](std::string_view suffix) {
+            return name.size() >= suffix.size() &&
+                   name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+        };
+        if (ends_with(".tmp") || ends_with(".deleted") || ends_with(".cleaned")) {
+            (void)fs.remove(l->dir_ + "/" + name);
+            continue;
+        }
+        int64_t base = 0;
+        std::string_view ext;
+        if (parse_segment_file_name(name, base, ext) && ext == ".log") bases.push_back(base);
+    }
+    std::sort(bases.begin(), bases.end());
+    for (int64_t base : bases) {
+        auto s = std::make_unique<segment>(base);
+        auto size = fs.file_size(l->path_of(*s, ".log"));
+        if (!size) return fail(size.error());
+        s->size_bytes = *size;
+        l->segments_.push_back(std::move(s));
+    }
+    const int64_t wanted_start = std::max<int64_t>(opts.log_start_offset, 0);
+    if (l->segments_.empty()) {
+        if (auto r = l->new_segment(wanted_start); !r) return fail(r.error());
+    }
+    // A segment beyond 2 GiB cannot be indexed (positions are int32): not ours.
+    for (const auto& s : l->segments_) {
+        if (s->size_bytes > max_segment_position) {
+            detail =
+                fmt::format("{}: {} bytes, beyond the 2 GiB a segment may hold", l->path_of(*s, ".log"), s->size_bytes);
+            return fail(errc::corrupt_log);
+        }
+    }
+
+    // Leader epochs as checkpointed; recovery re-derives those it scans.
+    auto text = read_small_file(fs, l->dir_ + "/leader-epoch-checkpoint");
+    if (text) {
+        auto entries = parse_epoch_checkpoint(*text);
+        if (entries) {
+            l->epochs_ = epoch_history(std::move(entries).value());
+        } else {
+            report.detail += "leader-epoch-checkpoint malformed, ignored; ";
+            report.epoch_checkpoint_rewritten = true;
+        }
+    } else if (text.error() != errc::not_found) {
+        return fail(text.error());
+    }
+
+    const int64_t first_base = l->segments_.front()->base_offset;
+    const int64_t recovery_point = std::max(opts.recovery_point, first_base);
+    bool need_recovery = !opts.clean_shutdown;
+    size_t recover_from = l->segment_index_for(recovery_point);
+    if (!need_recovery) {
+        // Clean: only the last segment's tail is read (and checked).
+        auto r = l->load_indexes(l->active());
+        if (!r) {
+            if (r.error() != errc::corrupt_log) return fail(r.error());
+            report.detail += "clean shutdown marker but the last segment's tail is invalid; ";
+            need_recovery = true;
+            recover_from = l->segments_.size() - 1;
+        }
+    }
+    if (need_recovery) {
+        if (l->epochs_.truncate_from_end(l->segments_[recover_from]->base_offset))
+            report.epoch_checkpoint_rewritten = true;
+        auto r = l->recover(recover_from, recovery_point, report, detail);
+        if (!r) return fail(r.error());
+    }
+    // Segments whose successor starts at or below the log start are gone
+    // (a crash between the log start checkpoint and their deletion).
+    while (l->segments_.size() > 1 && l->segments_[1]->base_offset <= wanted_start) {
+        l->delete_segment_files(*l->segments_.front());
+        l->segments_.erase(l->segments_.begin());
+    }
+    l->next_offset_ = l->active().next_offset;
+    l->start_offset_ = std::min(std::max(wanted_start, l->segments_.front()->base_offset), l->next_offset_);
+    if (l->epochs_.truncate_from_end(l->next_offset_)) report.epoch_checkpoint_rewritten = true;
+    if (l->epochs_.truncate_from_start(l->start_offset_)) report.epoch_checkpoint_rewritten = true;
+    if (report.epoch_checkpoint_rewritten) {
+        if (auto r = l->write_epoch_checkpoint(); !r) return fail(r.error());
+    }
+    for (auto& s : l->segments_) s->synced_bytes = s->size_bytes;
+    if (l->dir_generation_ != 0) {
+        if (auto r = fs.sync_dir(l->dir_); !r) return fail(r.error());
+    }
+    l->dir_synced_generation_ = l->dir_generation_;
+    l->durable_offset_ = l->next_offset_;
+    return l;
+}
+
+// Scans segments from `from` on, batch by batch. Bytes that fail validation
+// past the recovery point are a torn tail: cut there, with every later
+// segment. Below the recovery point they were promised durable: corrupt.
+result<void, errc> log::recover(size_t from, int64_t recovery_point, recovery_report& report, std::string& detail) {
+    report.scanned = true;
+    int64_t expected = segments_[from]->base_offset;
+    for (size_t i = from; i < segments_.size(); ++i) {
+        segment& s = *segments_[i];
+        s.unload_indexes();
+        s.indexes_loaded = true;
+        s.next_offset = s.base_offset;
+        s.max_timestamp = no_timestamp;
+        s.offset_of_max_timestamp = -1;
+        s.bytes_since_index_entry = 0;
+        ++report.segments_scanned;
+        scan_outcome out;
+        if (s.base_offset < expected) {
+            out.clean = false;
+            out.end = 0;
+            out.next_offset = s.base_offset;
+            out.problem = fmt::format("{}: segment starts at {} below the previous segment's end {}",
+                                      path_of(s, ".log"), s.base_offset, expected);
+        } else {
+            out = scan(s, 0, s.base_offset, true, false, true);
+            if (out.io_failed) {
+                detail = out.problem;
+                return fail(out.io_error);
+            }
+        }
+        if (!out.clean) {
+            const int64_t lost_from = out.next_offset;
+            if (lost_from < recovery_point) {
+                detail = fmt::format("{} (below the recovery point {}: data promised durable is corrupt)", out.problem,
+                                     recovery_point);
+                return fail(errc::corrupt_log);
+            }
+            report.bytes_truncated += s.size_bytes - out.end;
+            report.detail += fmt::format("truncated at {}; ", out.problem);
+            auto f = log_file(s);
+            if (!f) return fail(f.error());
+            if (auto r = (*f)->truncate(out.end); !r) return r;
+            s.size_bytes = out.end;
+            while (segments_.size() > i + 1) {
+                segment& later = *segments_.back();
+                report.bytes_truncated += later.size_bytes;
+                ++report.segments_deleted;
+                delete_segment_files(later);
+                segments_.pop_back();
+            }
+        }
+        (void)rewrite_index_files(s);
+        // What recovery keeps must be durable before anyone counts on it.
+        auto f = log_file(s);
+        if (!f) return fail(f.error());
+        if (auto r = (*f)->sync(); !r) return r;
+        expected = s.next_offset;
+        if (!out.clean) break;
+    }
+    return {};
+}
+
+// ---------------------------------------------------------------------------
+// Append
+
+bool log::should_roll(const segment& s, uint64_t bytes, int64_t last_offset, int64_t now_ms) const {
+    if (s.size_bytes == 0) return false;
+    return s.size_bytes + bytes > cfg_.segment_bytes || s.size_bytes + bytes > max_segment_position ||
+           (s.first_append_ms >= 0 && now_ms - s.first_append_ms > cfg_.segment_ms) ||
+           s.index_full(cfg_.segment_index_bytes) || last_offset - s.base_offset > INT32_MAX;
+}
+
+result<void, errc> log::roll(int64_t now_ms) {
+    if (offline_) return fail(errc::log_offline);
+    if (active().size_bytes == 0) return {};
+    segment& old = active();
+    old.seal_time_index();
+    write_index_entries(old);
+    return new_segment(next_offset_);
+}
+
+result<append_result, errc> log::append(std::span<uint8_t> batches, const append_options& opts) {
+    if (offline_) return fail(errc::log_offline);
+    // Pass 1: check every batch before touching anything.
+    int64_t next = next_offset_;
+    int64_t first_offset = -1;
+    int32_t latest = epochs_.latest_epoch();
+    std::optional<epoch_entry> new_epoch;
+    size_t pos = 0;
+    int batches_count = 0;
+    while (pos < batches.size()) {
+        const uint8_t* p = batches.data() + pos;
+        const size_t left = batches.size() - pos;
+        if (left < proto::batch_header_size) return fail(errc::invalid_batch);
+        const int32_t length = be32s(p + proto::batch_length_offset);
+        if (length < min_batch_length || static_cast<size_t>(length) > left - proto::batch_log_overhead || p[16] != 2)
+            return fail(errc::invalid_batch);
+        const size_t n = proto::batch_log_overhead + static_cast<size_t>(length);
+        const uint32_t crc = proto::crc32c(
+            std::span<const uint8_t>(p + proto::batch_attributes_offset, n - proto::batch_attributes_offset));
+        if (crc != be32(p + proto::batch_crc_offset)) return fail(errc::invalid_batch);
+        const int32_t last_delta = be32s(p + 23);
+        const int32_t count = be32s(p + 57);
+        if (last_delta < 0 || count < 0) return fail(errc::invalid_batch);
+        const int64_t base = opts.assign_offsets ? next : be64s(p);
+        if (!opts.assign_offsets) {
+            if (base < next) return fail(errc::offset_regression);
+            const int32_t epoch = be32s(p + 12);
+            if (epoch >= 0) {
+                if (epoch < latest) return fail(errc::epoch_regression);
+                if (epoch > latest) {
+                    if (!new_epoch) new_epoch = epoch_entry{epoch, base};
+                    new_epoch->epoch = epoch;  // several new epochs in one append: the last wins
+                    latest = epoch;
+                }
+            }
+        }
+        if (base > INT64_MAX - last_delta - 1) return fail(errc::invalid_batch);
+        if (first_offset < 0) first_offset = base;
+        next = base + last_delta + 1;
+        pos += n;
+        ++batches_count;
+    }
+    if (batches_count == 0) return fail(errc::invalid_batch);
+    if (opts.assign_offsets && opts.leader_epoch >= 0) {
+        if (opts.leader_epoch < latest) return fail(errc::epoch_regression);
+        if (opts.leader_epoch > latest) new_epoch = epoch_entry{opts.leader_epoch, first_offset};
+    }
+    const uint64_t total = batches.size();
+    if (total > max_segment_position) return fail(errc::invalid_batch);
+
+    if (should_roll(active(), total, next - 1, opts.now_ms)) {
+        if (auto r = roll(opts.now_ms); !r) return fail(r.error());
+    }
+    segment& s = active();
+    // The epoch history is written before the data (as Kafka does when a
+    // leader is elected): an epoch entry without batches is harmless.
+    if (new_epoch) {
+        epoch_history before = epochs_;
+        epochs_.assign(new_epoch->epoch, new_epoch->start_offset);
+        if (auto r = write_epoch_checkpoint(); !r) {
+            epochs_ = std::move(before);
+            return fail(r.error());
+        }
+    }
+
+    // Pass 2: the broker-owned fields.
+    int64_t append_time = -1;
+    if (opts.assign_offsets) {
+        int64_t o = next_offset_;
+        for (pos = 0; pos < batches.size();) {
+            const size_t n = proto::batch_log_overhead + be32(batches.data() + pos + proto::batch_length_offset);
+            auto one = batches.subspan(pos, n);
+            proto::set_base_offset(one, o);
+            if (opts.leader_epoch >= 0) proto::set_partition_leader_epoch(one, opts.leader_epoch);
+            if (cfg_.log_append_time) {
+                proto::set_log_append_time(one, opts.now_ms);
+                append_time = opts.now_ms;
+            }
+            o += be32s(one.data() + 23) + 1;
+            pos += n;
+        }
+    }
+
+    auto f = log_file(s);
+    if (!f) return fail(f.error());
+    if (auto r = (*f)->write_at(s.size_bytes, batches); !r) {
+        // Whatever part landed is beyond size_bytes: never read, overwritten
+        // by the next append, and cut by recovery. Trim it if we can.
+        (void)(*f)->truncate(s.size_bytes);
+        return fail(r.error());
+    }
+    if (s.first_append_ms < 0) s.first_append_ms = opts.now_ms;
+    for (pos = 0; pos < batches.size();) {
+        const uint8_t* p = batches.data() + pos;
+        const uint32_t n = proto::batch_log_overhead + be32(p + proto::batch_length_offset);
+        const int64_t base = be64s(p);
+        s.index_batch({s.size_bytes + pos, n, base, base + be32s(p + 23), be64s(p + proto::batch_max_timestamp_offset)},
+                      cfg_.index_interval_bytes);
+        pos += n;
+    }
+    s.size_bytes += total;
+    FJORD_ASSERT(s.next_offset == next, "segment end {} after append, expected {}", s.next_offset, next);
+    next_offset_ = next;
+    write_index_entries(s);
+    return append_result{first_offset, next - 1, append_time};
+}
+
+// ---------------------------------------------------------------------------
+// Read
+
+result<read_result, errc> log::read(int64_t offset, size_t max_bytes, int64_t max_offset) {
+    if (offline_) return fail(errc::log_offline);
+    if (offset < start_offset_ || offset > next_offset_) return fail(errc::offset_out_of_range);
+    read_result r;
+    r.next_offset = offset;
+    if (offset == next_offset_ || offset >= max_offset) return r;
+    bool first = true;
+    int64_t want = offset;
+    for (size_t i = segment_index_for(offset); i < segments_.size(); ++i) {
+        segment& s = *segments_[i];
+        if (s.size_bytes == 0) continue;
+        int64_t batch_base = 0;
+        uint32_t batch_size = 0;
+        auto pos = find_batch(s, want, &batch_base, &batch_size);
+        if (!pos) return fail(pos.error());
+        if (*pos >= s.size_bytes) continue;
+        const size_t budget = max_bytes > r.bytes ? max_bytes - r.bytes : 0;
+        const size_t len = static_cast<size_t>(
+            std::min<uint64_t>(first ? std::max<size_t>(budget, batch_size) : budget, s.size_bytes - *pos));
+        if (len < proto::batch_header_size) break;
+        std::vector<uint8_t> buf(len);
+        auto f = log_file(s);
+        if (!f) return fail(f.error());
+        if (auto rr = read_exact(**f, *pos, buf); !rr) return fail(rr.error());
+        auto bytes = shared_bytes::adopt(std::move(buf));
+        proto::batch_splitter split(bytes);
+        size_t accepted = 0;
+        bool stop = false;
+        int64_t expect = first ? batch_base : want;
+        while (auto b = split.next()) {
+            if (!b->crc_ok() || b->base_offset() < expect || b->last_offset() < b->base_offset()) {
+                return fail(
+                    go_offline(errc::corrupt_log,
+                               fmt::format("{}: position {}: batch [{}, {}] {} (expected offset {})",
+                                           path_of(s, ".log"), *pos + accepted, b->base_offset(), b->last_offset(),
+                                           b->crc_ok() ? "out of order" : "fails its CRC", expect)));
+            }
+            if (b->last_offset() >= max_offset) {
+                stop = true;
+                break;
+            }
+            accepted += b->size();
+            expect = b->last_offset() + 1;
+            r.next_offset = expect;
+            first = false;
+        }
+        if (split.error()) {
+            return fail(go_offline(errc::corrupt_log, fmt::format("{}: position {}: {}", path_of(s, ".log"),
+                                                                  *pos + accepted, proto::describe(*split.error()))));
+        }
+        if (accepted > 0) {
+            r.chunks.push_back(bytes.slice(0, accepted));
+            r.bytes += accepted;
+        }
+        if (stop || r.bytes >= max_bytes || *pos + accepted < s.size_bytes) break;
+        want = r.next_offset;
+    }
+    return r;
+}
+
+result<std::optional<timestamp_offset>, errc> log::offset_for_timestamp(int64_t ts) {
+    if (offline_) return fail(errc::log_offline);
+    std::vector<uint8_t> scratch;
+    for (size_t i = segment_index_for(start_offset_); i < segments_.size(); ++i) {
+        segment& s = *segments_[i];
+        if (auto r = ensure_indexes(s); !r) return fail(r.error());
+        if (s.size_bytes == 0 || s.max_timestamp < ts) continue;
+        // From the last indexed point below ts, in bounded reads, to the first match.
+        int64_t cur = std::max(s.lookup_timestamp(ts), start_offset_);
+        while (cur < next_offset_) {
+            auto rr = read(cur, 1 << 20, next_offset_);
+            if (!rr) return fail(rr.error());
+            if (rr->chunks.empty()) break;
+            for (const auto& chunk : rr->chunks) {
+                proto::batch_splitter split(chunk);
+                while (auto b = split.next()) {
+                    if (b->max_timestamp() < ts) continue;
+                    auto payload = b->payload(scratch);
+                    if (!payload) {
+                        return fail(go_offline(errc::corrupt_log,
+                                               fmt::format("{}: batch at offset {}: {}", dir_, b->base_offset(),
+                                                           proto::describe(payload.error()))));
+                    }
+                    auto records = b->records(*payload);
+                    proto::record_view rec;
+                    while (records.next(rec)) {
+                        const int64_t o = b->offset_of(rec), t = b->timestamp_of(rec);
+                        if (t >= ts && o >= start_offset_) {
+                            return std::optional<timestamp_offset>(timestamp_offset{o, t});
+                        }
+                    }
+                }
+            }
+            cur = rr->next_offset;
+        }
+        return std::optional<timestamp_offset>();
+    }
+    return std::optional<timestamp_offset>();
+}
+
+// ---------------------------------------------------------------------------
+// Truncation and retention
+
+result<void, errc> log::truncate_suffix(int64_t offset) {
+    if (offline_) return fail(errc::log_offline);
+    if (offset >= next_offset_) return {};
+    if (offset < start_offset_) return fail(errc::offset_out_of_range);
+    const size_t i = segment_index_for(offset);
+    int64_t batch_base = 0;
+    uint32_t batch_size = 0;
+    auto pos = find_batch(*segments_[i], offset, &batch_base, &batch_size);
+    if (!pos) return fail(pos.error());
+    if (batch_base < start_offset_) {
+        // The batch to remove straddles the log start: nothing visible stays.
+        // Restart empty at the log start (Kafka's truncateFullyAndStartAt).
+        while (!segments_.empty()) {
+            delete_segment_files(*segments_.back());
+            segments_.pop_back();
+        }
+        if (auto r = new_segment(start_offset_); !r) return fail(go_offline(r.error(), "new segment failed"));
+        active().synced_bytes = 0;
+        active().truncate_unsynced = true;
+    } else {
+        while (segments_.size() > i + 1) {
+            delete_segment_files(*segments_.back());
+            segments_.pop_back();
+        }
+    }
+    segment& s = active();
+    auto f = log_file(s);
+    if (!f) return fail(f.error());
+    if (*pos < s.size_bytes) {
+        if (auto r = (*f)->truncate(*pos); !r) return fail(go_offline(r.error(), "truncate failed"));
+        s.size_bytes = *pos;
+        const uint64_t resume = s.truncate_indexes(*pos, batch_base);
+        s.next_offset = s.base_offset;
+        // Re-derive the segment's end, max timestamp and index cadence.
+        auto out = scan(s, resume, s.base_offset, true, resume > 0, false);
+        if (!out.clean) return fail(go_offline(out.io_failed ? out.io_error : errc::corrupt_log, out.problem));
+        (void)rewrite_index_files(s);
+    }
+    s.synced_bytes = std::min(s.synced_bytes, s.size_bytes);
+    s.truncate_unsynced = true;
+    next_offset_ = s.next_offset;
+    FJORD_ASSERT(next_offset_ <= offset, "truncate to {} left the end at {}", offset, next_offset_);
+    start_offset_ = std::min(start_offset_, next_offset_);
+    durable_offset_ = std::min(durable_offset_, next_offset_);
+    ++generation_;
+    if (epochs_.truncate_from_end(next_offset_)) {
+        if (auto r = write_epoch_checkpoint(); !r) return fail(go_offline(r.error(), "epoch checkpoint write failed"));
+    }
+    // Durable now: a truncated suffix must not come back after a power cut.
+    if (auto r = sync(); !r) return r;
+    if (listener_) return listener_->checkpoint_offsets();
+    return {};
+}
+
+result<void, errc> log::truncate_prefix(int64_t new_start) {
+    if (offline_) return fail(errc::log_offline);
+    if (new_start <= start_offset_) return {};
+    start_offset_ = new_start;
+    if (new_start > next_offset_) {
+        // Beyond the end (a Raft snapshot): restart the log there.
+        if (auto r = new_segment(new_start); !r) return r;
+        next_offset_ = durable_offset_ = new_start;
+        active().synced_bytes = 0;
+        ++generation_;
+    }
+    if (epochs_.truncate_from_start(std::min(start_offset_, next_offset_))) {
+        if (auto r = write_epoch_checkpoint(); !r) return r;
+    }
+    // The new log start is checkpointed before any segment goes.
+    if (listener_) {
+        if (auto r = listener_->checkpoint_offsets(); !r) return r;
+    }
+    while (segments_.size() > 1 && segments_[1]->base_offset <= start_offset_) {
+        delete_segment_files(*segments_.front());
+        segments_.erase(segments_.begin());
+    }
+    return {};
+}
+
+result<int, errc> log::apply_retention(int64_t now_ms) {
+    if (offline_) return fail(errc::log_offline);
+    int deleted = 0;
+    int64_t total = size_bytes();
+    while (segments_.size() > 1) {
+        segment& s = *segments_.front();
+        bool expire = cfg_.retention_bytes >= 0 && total - static_cast<int64_t>(s.size_bytes) >= cfg_.retention_bytes;
+        if (!expire && cfg_.retention_ms >= 0) {
+            if (auto r = ensure_indexes(s); !r) return fail(r.error());
+            expire = s.max_timestamp != no_timestamp && now_ms - s.max_timestamp > cfg_.retention_ms;
+        }
+        if (!expire) break;
+        total -= static_cast<int64_t>(s.size_bytes);
+        if (auto r = truncate_prefix(std::max(start_offset_, segments_[1]->base_offset)); !r) return fail(r.error());
+        ++deleted;
+    }
+    return deleted;
+}
+
+// ---------------------------------------------------------------------------
+// Durability
+
+bool log::needs_sync() const {
+    if (dir_generation_ != dir_synced_generation_) return true;
+    for (const auto& s : segments_) {
+        if (s->synced_bytes < s->size_bytes || s->truncate_unsynced) return true;
+    }
+    return false;
+}
+
+sync_work log::pending_sync() {
+    sync_work w;
+    w.durable_offset = next_offset_;
+    w.generation = generation_;
+    w.dir_generation = dir_generation_;
+    w.dir_sync = dir_generation_ != dir_synced_generation_;
+    if (w.dir_sync) w.dir = dir_;
+    if (offline_) return sync_work{};
+    for (auto& s : segments_) {
+        if (s->synced_bytes >= s->size_bytes && !s->truncate_unsynced) continue;
+        auto f = log_file(*s);
+        if (!f) {
+            // Cannot even open it: nothing becomes durable.
+            go_offline(f.error(), fmt::format("{}: open for sync failed", path_of(*s, ".log")));
+            return sync_work{};
+        }
+        w.files.push_back({std::move(f).value(), s->base_offset, s->size_bytes});
+    }
+    return w;
+}
+
+void log::on_synced(const sync_work& w) {
+    if (w.generation != generation_ || offline_) return;  // a truncation overtook it
+    for (const auto& it : w.files) {
+        const size_t i = segment_index_for(it.segment_base);
+        segment& s = *segments_[i];
+        if (s.base_offset != it.segment_base) continue;  // deleted meanwhile
+        s.synced_bytes = std::max(s.synced_bytes, std::min(it.bytes, s.size_bytes));
+        if (it.bytes == s.size_bytes) s.truncate_unsynced = false;
+    }
+    if (w.dir_sync) dir_synced_generation_ = std::max(dir_synced_generation_, w.dir_generation);
+    FJORD_ASSERT(w.durable_offset <= next_offset_, "durable {} beyond the end {}", w.durable_offset, next_offset_);
+    // Only as far as every segment before it is synced (items cover them all).
+    durable_offset_ = std::max(durable_offset_, w.durable_offset);
+}
+
+void log::on_sync_failed(errc e) {
+    // After a failed fsync the kernel may have dropped the dirty pages and a
+    // retry can "succeed" without them: nothing written since the last good
+    // sync can be trusted. Offline until reopened (recovery decides).
+    go_offline(e, "fsync failed");
+}
+
+result<void, errc> log::sync() {
+    if (offline_) return fail(errc::log_offline);
+    sync_work w = pending_sync();
+    if (offline_) return fail(errc::log_offline);
+    for (auto& it : w.files) {
+        if (auto r = it.f->sync(); !r) {
+            on_sync_failed(r.error());
+            return r;
+        }
+    }
+    if (w.dir_sync) {
+        if (auto r = fs_.sync_dir(w.dir); !r) {
+            on_sync_failed(r.error());
+            return r;
+        }
+    }
+    on_synced(w);
+    return {};
+}
+
+result<void, errc> log::flush_all() {
+    if (offline_) return fail(errc::log_offline);
+    for (auto& s : segments_) {
+        if (!s->indexes_loaded) continue;
+        write_index_entries(*s);
+        for (auto* slot : {&s->offset_index_file, &s->time_index_file}) {
+            if (slot->f) {
+                if (auto r = slot->f->sync(); !r) return r;
+            }
+        }
+    }
+    return sync();
+}
+
+void log::release_memory() {
+    for (size_t i = 0; i + 1 < segments_.size(); ++i) {
+        segment& s = *segments_[i];
+        if (!s.indexes_loaded) continue;
+        write_index_entries(s);
+        if (s.offsets_on_disk == s.offsets.size() && s.times_on_disk == s.times.size()) s.unload_indexes();
+    }
+    segments_.shrink_to_fit();
+}
+
+}  // namespace fjord::storage

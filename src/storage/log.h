@@ -1,0 +1,240 @@
+// log: one partition's segmented log in Kafka's on-disk layout (README.md).
+//
+// What it does: append (assigning offsets and rewriting the broker-owned
+// fields), read whole batches from an offset, ListOffsets by timestamp,
+// suffix truncation (replication), prefix truncation (DeleteRecords,
+// retention), the leader epoch history, crash recovery at open.
+//
+// Durability is driven from outside. append() only writes to the page cache.
+// pending_sync() describes what is written but not synced (a file per dirty
+// segment, and whether the directory needs an fsync); whoever runs those
+// fsyncs (the I/O engine, or sync() inline) reports back with on_synced(),
+// which advances durable_offset(). One sync_work covers every append made
+// before it was taken: that is group commit.
+//
+// Errors: expected failures are errc values. A write error (ENOSPC, EIO)
+// fails that append and leaves the log as it was. A failed fsync or bytes
+// that fail validation where they must be valid take the log offline
+// (offline_detail() says where and why); the process must reopen it, which
+// runs recovery.
+//
+// Threading: a log belongs to one shard and is not thread-safe. The files in a
+// sync_work may be synced on another thread while the shard keeps appending;
+// on_synced() must run back on the shard.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "base/bytes.h"
+#include "storage/checkpoint.h"
+#include "storage/epoch_history.h"
+#include "storage/file_cache.h"
+#include "storage/segment.h"
+
+namespace fjord::storage {
+
+// Topic configs the log obeys, with Kafka's names and defaults.
+struct log_config {
+    uint64_t segment_bytes = uint64_t{1} << 30;            // segment.bytes
+    int64_t segment_ms = int64_t{7} * 24 * 3600 * 1000;    // segment.ms
+    uint64_t segment_index_bytes = uint64_t{10} << 20;     // segment.index.bytes
+    uint32_t index_interval_bytes = 4096;                  // index.interval.bytes
+    bool log_append_time = false;                          // message.timestamp.type=LogAppendTime
+    int64_t retention_ms = int64_t{7} * 24 * 3600 * 1000;  // retention.ms, -1: forever
+    int64_t retention_bytes = -1;                          // retention.bytes, -1: unbounded
+};
+
+struct append_options {
+    int64_t now_ms = 0;
+    // The leader's epoch, written into every batch when assigning offsets.
+    int32_t leader_epoch = -1;
+    // Leader: assign offsets from the log end. Follower (Raft): keep the
+    // batches' offsets and epochs; they must not go backwards.
+    bool assign_offsets = true;
+};
+
+struct append_result {
+    int64_t first_offset = 0;
+    int64_t last_offset = 0;
+    int64_t append_time_ms = -1;  // LogAppendTime, or -1 (CreateTime)
+};
+
+struct read_result {
+    std::vector<shared_bytes> chunks;  // whole batches; one slice per segment touched
+    size_t bytes = 0;
+    int64_t next_offset = 0;  // first offset after what was returned
+};
+
+struct timestamp_offset {
+    int64_t offset = 0;
+    int64_t timestamp = 0;
+};
+
+// The fsyncs that make everything appended so far durable. Take it with
+// pending_sync(), run file->sync() on every item (any order, any thread), then
+// if dir_sync, sync_dir(dir) of the partition directory, then report with
+// on_synced() (or on_sync_failed()).
+struct sync_work {
+    struct item {
+        std::shared_ptr<file> f;
+        int64_t segment_base = 0;
+        uint64_t bytes = 0;  // the segment's size when the work was taken
+    };
+    std::vector<item> files;
+    bool dir_sync = false;
+    std::string dir;
+    int64_t durable_offset = 0;  // durable_offset() once all of this is done
+    uint64_t generation = 0;
+    uint64_t dir_generation = 0;
+    bool empty() const { return files.empty() && !dir_sync; }
+};
+
+// Told when a checkpointed offset must be persisted before the operation can
+// be considered done: after truncate_suffix (recovery point lowered) and
+// prefix truncation (log start moved). The log manager writes its checkpoint
+// files. May be null (tests that drive recovery points themselves).
+class log_listener {
+public:
+    virtual ~log_listener() = default;
+    virtual result<void, errc> checkpoint_offsets() = 0;
+};
+
+struct recovery_report {
+    bool scanned = false;  // recovery ran (unclean shutdown)
+    int segments_scanned = 0;
+    int segments_deleted = 0;  // after a torn or corrupt point
+    uint64_t bytes_truncated = 0;
+    bool epoch_checkpoint_rewritten = false;
+    std::string detail;  // what was cut, where and why
+};
+
+class log {
+public:
+    struct open_options {
+        int64_t recovery_point = 0;    // from recovery-point-offset-checkpoint
+        int64_t log_start_offset = 0;  // from log-start-offset-checkpoint
+        bool clean_shutdown = false;   // skip the recovery scan
+        int64_t now_ms = 0;
+    };
+
+    // Creates `dir` with partition.metadata (if topic_id) and an empty segment.
+    static result<std::unique_ptr<log>, errc> create(file_cache& files, std::string dir, topic_partition tp,
+                                                     log_config cfg, const uuid* topic_id, int64_t start_offset = 0);
+    // Opens an existing partition directory, recovering it if needed. On
+    // errc::corrupt_log, `detail` says which file, position and check failed.
+    static result<std::unique_ptr<log>, errc> open(file_cache& files, std::string dir, topic_partition tp,
+                                                   log_config cfg, const open_options& opts, std::string& detail,
+                                                   recovery_report* report = nullptr);
+    ~log();
+    log(const log&) = delete;
+    log& operator=(const log&) = delete;
+
+    // Appends one or more concatenated batches (the caller's only copy: the
+    // broker-owned fields are rewritten in place). Checks each batch's header
+    // and CRC; the caller (the Produce handler) validates records.
+    result<append_result, errc> append(std::span<uint8_t> batches, const append_options& opts);
+
+    // Whole batches from the one holding `offset`, up to `max_bytes` (at least
+    // one batch if any), only batches ending before `max_offset` (exclusive:
+    // the high watermark). offset == end_offset() reads nothing.
+    result<read_result, errc> read(int64_t offset, size_t max_bytes, int64_t max_offset);
+    // ListOffsets: the first record with timestamp >= ts (nullopt if none).
+    result<std::optional<timestamp_offset>, errc> offset_for_timestamp(int64_t ts);
+
+    int64_t start_offset() const { return start_offset_; }
+    int64_t end_offset() const { return next_offset_; }
+    int64_t durable_offset() const { return durable_offset_; }
+
+    // Removes the batch holding `offset` and all after it (Kafka's truncateTo).
+    // Durable when it returns (fsync of the file and directory: leader changes
+    // are rare, and a truncated suffix must never come back after a crash).
+    result<void, errc> truncate_suffix(int64_t offset);
+    // Moves the log start offset up (DeleteRecords) and deletes segments wholly
+    // below it. Beyond the end, the log is emptied and restarts at new_start.
+    result<void, errc> truncate_prefix(int64_t new_start);
+    // Retention: deletes whole old segments by retention.ms / retention.bytes
+    // (never the active one). Returns how many were deleted.
+    result<int, errc> apply_retention(int64_t now_ms);
+    // Starts a new segment at the log end (if the active one is not empty).
+    result<void, errc> roll(int64_t now_ms);
+
+    // Leader epochs (persisted in leader-epoch-checkpoint).
+    const epoch_history& epochs() const { return epochs_; }
+    std::pair<int32_t, int64_t> end_offset_for_epoch(int32_t epoch) const {
+        return epochs_.end_offset_for(epoch, next_offset_);
+    }
+
+    // Durability (see the file comment).
+    bool needs_sync() const;
+    sync_work pending_sync();
+    void on_synced(const sync_work& w);
+    void on_sync_failed(errc e);
+    result<void, errc> sync();  // pending_sync, inline fsyncs, on_synced
+
+    // Flushes index files and syncs everything; the log stays usable.
+    result<void, errc> flush_all();
+    // Drops the in-memory indexes of inactive segments (idle partitions).
+    void release_memory();
+
+    bool offline() const { return offline_; }
+    const std::string& offline_detail() const { return offline_detail_; }
+    const std::string& dir() const { return dir_; }
+    const topic_partition& tp() const { return tp_; }
+    const log_config& config() const { return cfg_; }
+    void set_listener(log_listener* l) { listener_ = l; }
+    size_t segment_count() const { return segments_.size(); }
+    int64_t size_bytes() const;
+    // Heap bytes held by this log (object, segments, loaded indexes, epochs).
+    size_t memory_bytes() const;
+
+private:
+    struct scan_outcome;
+    log(file_cache& files, std::string dir, topic_partition tp, log_config cfg);
+
+    std::string path_of(const segment& s, std::string_view ext) const;
+    result<std::shared_ptr<file>, errc> log_file(segment& s);
+    size_t segment_index_for(int64_t offset) const;
+    segment& active() { return *segments_.back(); }
+
+    scan_outcome scan(segment& s, uint64_t from, int64_t expected_next, bool index, bool first_indexed,
+                      bool assign_epochs);
+    result<void, errc> load_indexes(segment& s);
+    // load_indexes, taking the log offline if the segment is corrupt.
+    result<void, errc> ensure_indexes(segment& s);
+    result<void, errc> rebuild_indexes(segment& s);
+    void write_index_entries(segment& s);
+    result<void, errc> rewrite_index_files(segment& s);
+    result<uint64_t, errc> find_batch(segment& s, int64_t offset, int64_t* batch_base, uint32_t* batch_size);
+    result<void, errc> recover(size_t from_segment, int64_t recovery_point, recovery_report& report,
+                               std::string& detail);
+    result<void, errc> new_segment(int64_t base);
+    void delete_segment_files(segment& s);
+    result<void, errc> write_epoch_checkpoint();
+    bool should_roll(const segment& s, uint64_t bytes, int64_t last_offset, int64_t now_ms) const;
+    errc go_offline(errc e, std::string detail);
+
+    file_cache& files_;
+    file_system& fs_;
+    std::string dir_;
+    topic_partition tp_;
+    log_config cfg_;
+    log_listener* listener_ = nullptr;
+    std::vector<std::unique_ptr<segment>> segments_;  // by base offset; never empty
+    epoch_history epochs_;
+    int64_t start_offset_ = 0;
+    int64_t next_offset_ = 0;
+    int64_t durable_offset_ = 0;
+    uint64_t generation_ = 0;      // bumped by truncations: stale sync completions are ignored
+    uint64_t dir_generation_ = 0;  // bumped by file creations/deletions
+    uint64_t dir_synced_generation_ = 0;
+    bool offline_ = false;
+    std::string offline_detail_;
+    std::string offline_detail_scratch_;  // the last failed scan's problem
+};
+
+}  // namespace fjord::storage
