@@ -13,8 +13,6 @@
 #include <string>
 #include <vector>
 
-#include "storage/group_syncer.h"
-
 namespace fjord::storage {
 namespace {
 
@@ -113,78 +111,6 @@ TEST_P(io_engine_test, a_full_queue_refuses_submissions) {
 }
 
 INSTANTIATE_TEST_SUITE_P(backends, io_engine_test, ::testing::Values(io_backend::io_uring, io_backend::thread_pool),
-                         [](const auto& info) { return std::string(to_string(info.param)); });
-
-// A shard's loop, reduced to a queue the test thread drains.
-class test_loop {
-public:
-    void post(std::function<void()> f) {
-        std::lock_guard lock(mu_);
-        q_.push_back(std::move(f));
-        cv_.notify_one();
-    }
-    // Runs queued functions until `until` holds.
-    void run(const std::function<bool()>& until) {
-        while (!until()) {
-            std::function<void()> f;
-            {
-                std::unique_lock lock(mu_);
-                cv_.wait(lock, [this] { return !q_.empty(); });
-                f = std::move(q_.front());
-                q_.pop_front();
-            }
-            f();
-        }
-    }
-
-private:
-    std::mutex mu_;
-    std::condition_variable cv_;
-    std::deque<std::function<void()>> q_;
-};
-
-class group_syncer_test : public ::testing::TestWithParam<io_backend> {};
-
-TEST_P(group_syncer_test, one_fdatasync_covers_every_waiting_append) {
-    temp_file f;
-    auto e = make(GetParam());
-    test_loop loop;
-    group_syncer s(*e, f.fd(), [&](std::function<void()> fn) { loop.post(std::move(fn)); });
-    int done = 0;
-    for (uint64_t mark = 1; mark <= 100; ++mark) {
-        ASSERT_EQ(::pwrite(f.fd(), "x", 1, static_cast<off_t>(mark - 1)), 1);
-        s.sync_to(mark, [&](int err) {
-            EXPECT_EQ(err, 0);
-            ++done;
-        });
-    }
-    loop.run([&] { return done == 100 && s.idle(); });
-    // The first request started a sync; the 99 that came while it ran share one more.
-    EXPECT_EQ(s.syncs_issued(), 2u);
-    EXPECT_EQ(s.durable_mark(), 100u);
-    // Already durable: no new sync.
-    s.sync_to(50, [&](int err) { ++done; });
-    loop.run([&] { return done == 101; });
-    EXPECT_EQ(s.syncs_issued(), 2u);
-    e->stop();
-}
-
-TEST_P(group_syncer_test, a_failed_sync_fails_every_waiter_and_stays_failed) {
-    auto e = make(GetParam());
-    test_loop loop;
-    group_syncer s(*e, -1, [&](std::function<void()> fn) { loop.post(std::move(fn)); });
-    std::vector<int> results;
-    for (uint64_t mark = 1; mark <= 3; ++mark) s.sync_to(mark, [&](int err) { results.push_back(err); });
-    loop.run([&] { return results.size() == 3 && s.idle(); });
-    for (int r : results) EXPECT_EQ(r, -EBADF);
-    EXPECT_TRUE(s.failed());
-    s.sync_to(10, [&](int err) { results.push_back(err); });
-    loop.run([&] { return results.size() == 4; });
-    EXPECT_EQ(results.back(), -EBADF);
-    e->stop();
-}
-
-INSTANTIATE_TEST_SUITE_P(backends, group_syncer_test, ::testing::Values(io_backend::io_uring, io_backend::thread_pool),
                          [](const auto& info) { return std::string(to_string(info.param)); });
 
 }  // namespace
