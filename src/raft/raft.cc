@@ -34,6 +34,7 @@ const char* broken_name(broken b) {
         case broken::commit_old_term: return "commit_old_term";
         case broken::no_suffix_truncation: return "no_suffix_truncation";
         case broken::ack_before_majority: return "ack_before_majority";
+        case broken::lease_too_long: return "lease_too_long";
     }
     return "?";
 }
@@ -58,6 +59,8 @@ raft::raft(const options& opts, log& lg, persisted p)
     FJORD_ASSERT(opts_.election_ticks > opts_.heartbeat_ticks && opts_.heartbeat_ticks > 0,
                  "election {} ticks, heartbeat {} ticks", opts_.election_ticks, opts_.heartbeat_ticks);
     FJORD_ASSERT(opts_.max_inflight_messages > 0 && opts_.max_append_bytes > 0, "bad limits");
+    FJORD_ASSERT(!opts_.lease_reads || (opts_.lease_drift_ticks >= 1 && opts_.lease_drift_ticks < opts_.election_ticks),
+                 "lease drift margin {} ticks must be in [1, {})", opts_.lease_drift_ticks, opts_.election_ticks);
     term_ = p.hs.term;
     vote_ = p.hs.vote;
     persisted_hs_ = p.hs;
@@ -228,6 +231,7 @@ void raft::become_follower(term_id t, std::optional<node_id> leader) {
 
 void raft::become_pre_candidate() {
     FJORD_ASSERT(role_ != role::leader, "leader starting a pre-vote");
+    FJORD_ASSERT(!vote_guarded(), "campaigning {} ticks after a leader was heard", lease_guard_ticks_);
     FJORD_ASSERT(self_is_voter(), "non-voter campaigning");
     role_ = role::pre_candidate;
     leader_.reset();
@@ -247,6 +251,7 @@ void raft::become_pre_candidate() {
 
 void raft::become_candidate(bool transfer) {
     FJORD_ASSERT(role_ != role::leader, "leader starting an election");
+    FJORD_ASSERT(transfer || !vote_guarded(), "campaigning {} ticks after a leader was heard", lease_guard_ticks_);
     FJORD_ASSERT(self_is_voter(), "non-voter campaigning");
     term_ = next_term(term_);
     vote_ = opts_.self;
@@ -277,6 +282,9 @@ void raft::become_leader() {
     votes_.clear();
     check_elapsed_ = 0;
     heartbeat_elapsed_ = 0;
+    leader_clock_ = 0;
+    rounds_.clear();
+    transfer_started_ = false;
     // Commit an entry of our own term before anything older counts as
     // committed (a Kafka leader-change control batch in a partition log).
     term_start_ = log_.next();
@@ -325,31 +333,11 @@ void raft::step(const message& m) {
 
 void raft::tick() {
     if (role_ == role::leader) {
-        ++heartbeat_elapsed_;
+        ++leader_clock_;
         ++check_elapsed_;
-        if (heartbeat_elapsed_ >= opts_.heartbeat_ticks) {
+        if (!opts_.external_heartbeats && ++heartbeat_elapsed_ >= opts_.heartbeat_ticks) {
             heartbeat_elapsed_ = 0;
-            send_heartbeats(hb_seq_);
-            // A follower whose match has not moved while messages are out
-            // lost one of them: go back to probing.
-            for (auto& [id, pr] : progress_) {
-                bool waiting = !pr.inflights.empty() || pr.probe_sent || pr.state == peer_state::snapshot;
-                if (waiting && pr.match == pr.match_at_check) {
-                    if (++pr.stall_ticks >= 3) {
-                        pr.state = peer_state::probe;
-                        pr.probe_sent = false;
-                        pr.inflights.clear();
-                        pr.inflight_bytes = 0;
-                        pr.next = std::max(pr.match + 1, log_.start());
-                        if (pr.next < log_.next()) pr.next = log_.batch_base(pr.next);
-                        pr.stall_ticks = 0;
-                        send_append(id, pr);
-                    }
-                } else {
-                    pr.match_at_check = pr.match;
-                    pr.stall_ticks = 0;
-                }
-            }
+            heartbeat();
         }
         if (check_elapsed_ >= opts_.election_ticks) {
             check_elapsed_ = 0;
@@ -367,6 +355,7 @@ void raft::tick() {
         return;
     }
     ++leader_ticks_;
+    lease_guard_ticks_ = std::min(lease_guard_ticks_ + 1, opts_.election_ticks);
     if (++election_elapsed_ >= election_timeout_) {
         if (self_is_voter()) {
             become_pre_candidate();
@@ -374,6 +363,77 @@ void raft::tick() {
             reset_timeouts();
         }
     }
+}
+
+void raft::heartbeat() {
+    if (role_ != role::leader) return;
+    start_round();
+    // A follower whose match has not moved while messages are out lost one
+    // of them: go back to probing.
+    for (auto& [id, pr] : progress_) {
+        bool waiting = !pr.inflights.empty() || pr.probe_sent || pr.state == peer_state::snapshot;
+        if (waiting && pr.match == pr.match_at_check) {
+            if (++pr.stall_ticks >= 3) {
+                pr.state = peer_state::probe;
+                pr.probe_sent = false;
+                pr.inflights.clear();
+                pr.inflight_bytes = 0;
+                pr.next = std::max(pr.match + 1, log_.start());
+                if (pr.next < log_.next()) pr.next = log_.batch_base(pr.next);
+                pr.stall_ticks = 0;
+                send_append(id, pr);
+            }
+        } else {
+            pr.match_at_check = pr.match;
+            pr.stall_ticks = 0;
+        }
+    }
+    check_invariants();
+}
+
+// A new heartbeat round: every follower that acknowledges it confirms our
+// leadership as of now (read barriers) and holds back its vote for
+// election_ticks from when it received it (lease).
+void raft::start_round() {
+    FJORD_ASSERT(role_ == role::leader, "heartbeat round as {}", role_name(role_));
+    ++hb_seq_;
+    FJORD_ASSERT(rounds_.empty() || (rounds_.back().seq < hb_seq_ && rounds_.back().sent_at <= leader_clock_),
+                 "heartbeat rounds out of order");
+    rounds_.push_back(round{hb_seq_, leader_clock_});
+    // Rounds older than a lease can give none: forget them.
+    while (rounds_.size() > 1024 || rounds_.front().sent_at + lease_ticks() <= leader_clock_) {
+        rounds_.pop_front();
+    }
+    send_heartbeats(hb_seq_);
+}
+
+bool raft::vote_guarded() const {
+    return opts_.lease_reads && lease_guard_ticks_ < opts_.election_ticks;
+}
+
+bool raft::lease_valid() const {
+    if (!opts_.lease_reads || role_ != role::leader || transfer_started_ || commit_ < term_start_) return false;
+    // For each voter, when the latest round it acknowledged was sent.
+    std::vector<int64_t> sent;
+    if (self_is_voter()) sent.push_back(leader_clock_);
+    for (const auto& [id, pr] : progress_) {
+        auto it = std::lower_bound(rounds_.begin(), rounds_.end(), pr.hb_seq,
+                                   [](const round& r, uint64_t seq) { return r.seq < seq; });
+        if (it != rounds_.end() && it->seq == pr.hb_seq) sent.push_back(it->sent_at);
+    }
+    const size_t q = quorum();
+    if (sent.size() < q) return false;
+    std::sort(sent.begin(), sent.end(), std::greater<>());
+    FJORD_ASSERT(sent[q - 1] <= leader_clock_, "round sent at {} in the future ({})", sent[q - 1], leader_clock_);
+    return leader_clock_ < sent[q - 1] + lease_ticks();
+}
+
+// How long after sending a round its acknowledgements keep the lease: a voter
+// that acknowledged it holds back its vote for election_ticks from receiving
+// it, which is no earlier than sending it.
+int64_t raft::lease_ticks() const {
+    if (opts_.broken_variant == broken::lease_too_long) return 4 * opts_.election_ticks;  // the bug
+    return opts_.election_ticks - opts_.lease_drift_ticks;
 }
 
 void raft::on_flushed(offset o, term_id t) {
@@ -394,8 +454,8 @@ void raft::on_vote_request(const message& m, const vote_request& r) {
     if (r.pre_vote) {
         // Grant without changing any state: the candidate would win a real
         // election only if it is up to date and no leader is alive.
-        bool grant =
-            r.term > term_ && log_up_to_date(r.last_offset, r.last_term) && (r.transfer || !recently_heard_leader());
+        bool grant = r.term > term_ && log_up_to_date(r.last_offset, r.last_term) &&
+                     (r.transfer || (!recently_heard_leader() && !vote_guarded()));
         send(m.from, vote_reply{true, grant, grant ? r.term : term_});
         return;
     }
@@ -404,10 +464,10 @@ void raft::on_vote_request(const message& m, const vote_request& r) {
         return;
     }
     if (r.term > term_) {
-        if (!r.transfer && recently_heard_leader()) return;  // leader stickiness
+        if (!r.transfer && (recently_heard_leader() || vote_guarded())) return;  // leader stickiness, lease
         become_follower(r.term, std::nullopt);
     }
-    bool can_vote = vote_ == m.from || (!vote_ && !leader_);
+    bool can_vote = (vote_ == m.from || (!vote_ && !leader_)) && (r.transfer || !vote_guarded());
     bool grant = can_vote && log_up_to_date(r.last_offset, r.last_term);
     if (grant) {
         FJORD_ASSERT(role_ == role::follower || role_ == role::pre_candidate, "{} granting a vote in its own term",
@@ -458,6 +518,7 @@ void raft::on_append(const message& m, const append_request& r) {
     if (role_ != role::follower || leader_ != m.from) become_follower(term_, m.from);
     leader_ticks_ = 0;
     election_elapsed_ = 0;
+    lease_guard_ticks_ = 0;
 
     size_t i = 0;
     offset prev = r.prev_offset;
@@ -517,6 +578,7 @@ void raft::on_heartbeat(const message& m, const heartbeat_request& r) {
     if (role_ != role::follower || leader_ != m.from) become_follower(term_, m.from);
     leader_ticks_ = 0;
     election_elapsed_ = 0;
+    lease_guard_ticks_ = 0;
     set_commit(std::min(r.commit, leader_match_));
     send(m.from, heartbeat_reply{term_, r.seq, r.commit > leader_match_ || flushed_ < leader_match_});
 }
@@ -526,6 +588,7 @@ void raft::on_snapshot(const message& m, const snapshot_request& r) {
     if (role_ != role::follower || leader_ != m.from) become_follower(term_, m.from);
     leader_ticks_ = 0;
     election_elapsed_ = 0;
+    lease_guard_ticks_ = 0;
     const snapshot_meta& s = r.meta;
     if (s.last <= commit_) {
         leader_match_ = std::max(leader_match_, commit_);
@@ -549,6 +612,10 @@ void raft::on_snapshot(const message& m, const snapshot_request& r) {
     }
     flushed_ = std::max(flushed_, s.last);
     flush_asked_ = std::max(flush_asked_, s.last);
+    // A flush asked for before, of entries the snapshot now covers: the
+    // snapshot is persisted first (ready step 1), so it is moot, and its
+    // offset may no longer be in the log.
+    if (ready_.flush_through && *ready_.flush_through <= s.last) ready_.flush_through.reset();
     snapshot_ = s;
     snapshot_data_ = r.data;
     leader_match_ = std::max(leader_match_, s.last);
@@ -751,9 +818,17 @@ result<offset, errc> raft::propose(shared_bytes payload, int32_t records) {
 result<void, errc> raft::read_index(uint64_t id) {
     if (role_ != role::leader) return fail(errc::not_leader);
     if (commit_ < term_start_) return fail(errc::no_commit_in_term);
+    if (lease_valid()) {
+        // No other leader can have been elected since the quorum's
+        // acknowledgements, so nothing newer than our commit offset exists.
+        FJORD_ASSERT(ready_.reads.size() < 65536, "reads unbounded: take_ready() is not being called");
+        ready_.reads.push_back(read_state{id, commit_});
+        return {};
+    }
     if (reads_.size() >= opts_.max_pending_reads) return fail(errc::backlog_full);
-    reads_.push_back(pending_read{id, commit_, ++hb_seq_});
-    send_heartbeats(hb_seq_);
+    // Confirmed by the next round (started now, or by the group manager).
+    reads_.push_back(pending_read{id, commit_, hb_seq_ + 1});
+    if (!opts_.external_heartbeats) start_round();
     check_reads();
     return {};
 }
@@ -765,6 +840,7 @@ result<void, errc> raft::transfer_leadership(node_id target) {
     if (it == progress_.end()) return fail(errc::unknown_node);
     transfer_target_ = target;
     transfer_elapsed_ = 0;
+    transfer_started_ = true;  // the target's election bypasses the voters' lease guard
     progress& pr = it->second;
     if (pr.match == log_.last_offset()) {
         send(target, timeout_now{term_});
@@ -815,7 +891,7 @@ ready raft::take_ready() {
         for (auto& [id, pr] : progress_) {
             if (pr.next < log_.next() || pr.state == peer_state::probe) {
                 send_append(id, pr);
-            } else {
+            } else if (!opts_.external_heartbeats) {
                 send(id, heartbeat_request{term_, std::min(pr.match, commit_), hb_seq_});
             }
         }

@@ -49,6 +49,7 @@ enum class broken {
     commit_old_term,       // commit entries of older terms by counting replicas
     no_suffix_truncation,  // keep a divergent suffix instead of truncating it
     ack_before_majority,   // commit with one acknowledgement fewer than a majority
+    lease_too_long,        // a lease four election timeouts long
 };
 const char* broken_name(broken b);
 
@@ -63,6 +64,19 @@ struct options {
     size_t max_uncommitted_bytes = 8 * 1024 * 1024;
     size_t max_pending_reads = 1024;
     uint64_t seed = 1;  // election timeout jitter
+    // Heartbeat rounds are started from outside with heartbeat() (the
+    // group_manager starts one for all its groups at once and coalesces them
+    // per node pair); tick() then sends none. Commit-only notifications and
+    // read barriers also wait for the next round instead of going out alone.
+    bool external_heartbeats = false;
+    // Leader lease: read_index() answers at once, without a round trip, while
+    // a quorum acknowledged a heartbeat round sent less than election_ticks -
+    // lease_drift_ticks ticks ago. In exchange a voter refuses votes (but for a
+    // leadership transfer) for election_ticks ticks after it last accepted a
+    // leader's heartbeat or append, and after a restart. The margin covers the
+    // phase of the nodes' tick timers (one tick) and their clock-rate drift.
+    bool lease_reads = false;
+    int lease_drift_ticks = 2;
     broken broken_variant = broken::none;
 };
 
@@ -101,6 +115,9 @@ public:
     // ---- inputs ----
     void step(const message& m);
     void tick();
+    // Starts a heartbeat round (leader only; otherwise nothing). tick() calls
+    // it every heartbeat_ticks unless options::external_heartbeats.
+    void heartbeat();
     // The log is durable through `o`, which had term `t` when the flush began.
     void on_flushed(offset o, term_id t);
 
@@ -118,6 +135,9 @@ public:
     void compact(offset last, shared_bytes data);
 
     ready take_ready();
+    // take_ready() would return something (cheap: a driver with many groups
+    // polls every group after each input).
+    bool has_ready() const { return !ready_.empty() || (broadcast_pending_ && role_ == role::leader); }
 
     // ---- observers ----
     role current_role() const { return role_; }
@@ -136,6 +156,9 @@ public:
     uint64_t truncations() const { return truncations_; }
     // Offset of this leader's leader_change entry (no_offset if not leader).
     offset term_start() const { return term_start_; }
+    // The leader holds a valid lease now (options::lease_reads).
+    bool lease_valid() const;
+    const options& opts() const { return opts_; }
 
 private:
     enum class peer_state { probe, replicate, snapshot };
@@ -160,6 +183,10 @@ private:
         offset index;
         uint64_t seq;
     };
+    struct round {
+        uint64_t seq;
+        int64_t sent_at;  // leader_clock_ when the round was sent
+    };
 
     void become_follower(term_id t, std::optional<node_id> leader);
     void become_pre_candidate();
@@ -181,6 +208,9 @@ private:
     void reply_append(node_id to);
     void send_append(node_id to, progress& pr);
     void send_heartbeats(uint64_t seq);
+    void start_round();
+    bool vote_guarded() const;
+    int64_t lease_ticks() const;
     void maybe_commit();
     void set_commit(offset c);
     void release_inflights(progress& pr);
@@ -230,8 +260,16 @@ private:
     std::deque<inflight> uncommitted_;  // leader: proposals not yet committed
     size_t uncommitted_bytes_ = 0;
     bool broadcast_pending_ = false;  // leader: send appends at take_ready()
-    uint64_t hb_seq_ = 0;
+    uint64_t hb_seq_ = 0;             // last heartbeat round sent (monotonic across terms)
     std::deque<pending_read> reads_;
+    // Leader lease: ticks since this node became leader, the recent rounds,
+    // and whether a transfer (which bypasses the voters' guard) was started.
+    int64_t leader_clock_ = 0;
+    std::deque<round> rounds_;
+    bool transfer_started_ = false;
+    // Ticks since this node last accepted a leader's heartbeat or append (0
+    // after a restart); with lease_reads it votes only past election_ticks.
+    int lease_guard_ticks_ = 0;
 
     ready ready_;
     hard_state persisted_hs_;

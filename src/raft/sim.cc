@@ -9,6 +9,7 @@
 #include <tuple>
 #include <vector>
 
+#include "raft/group_manager.h"
 #include "raft/memory_log.h"
 
 namespace fjord::raft::sim {
@@ -29,15 +30,27 @@ void stats::add(const stats& o) {
     messages += o.messages;
     dropped += o.dropped;
     duplicated += o.duplicated;
+    groups_max = std::max(groups_max, o.groups_max);
+    group_heartbeats += o.group_heartbeats;
+    heartbeat_batches += o.heartbeat_batches;
+    heartbeat_items += o.heartbeat_items;
+    lease_reads += o.lease_reads;
+    quiet_pair_batches += o.quiet_pair_batches;
+    quiet_pair_rounds += o.quiet_pair_rounds;
+    worst_pair_batches_per_round = std::max(worst_pair_batches_per_round, o.worst_pair_batches_per_round);
 }
 
 std::string stats::summary() const {
     return fmt::format(
         "steps={} elections={} truncations={} snapshots_taken={} snapshots_installed={} partitions={} crashes={} "
         "disk_failures={} transfers={} config_changes={} reads={} committed_batches={} messages={} dropped={} "
-        "duplicated={}",
+        "duplicated={} lease_reads={} groups_max={} group_heartbeats={} heartbeat_batches={} heartbeat_items={} "
+        "quiet_heartbeat_batches_per_pair_per_round={:.2f} (worst seed {:.2f})",
         steps, elections, truncations, snapshots_taken, snapshots_installed, partitions, crashes, disk_failures,
-        transfers, config_changes, reads, committed_batches, messages, dropped, duplicated);
+        transfers, config_changes, reads, committed_batches, messages, dropped, duplicated, lease_reads, groups_max,
+        group_heartbeats, heartbeat_batches, heartbeat_items,
+        quiet_pair_rounds == 0 ? 0.0 : static_cast<double>(quiet_pair_batches) / static_cast<double>(quiet_pair_rounds),
+        worst_pair_batches_per_round);
 }
 
 namespace {
@@ -158,7 +171,7 @@ private:
 
 struct replica {
     std::unique_ptr<sim_log> lg;
-    std::unique_ptr<raft> core;
+    raft* core = nullptr;  // owned by the node's group_manager; inputs go through core()
     // Durable besides the log.
     hard_state hs;
     snapshot_meta snap;
@@ -170,6 +183,7 @@ struct replica {
     offset last_recorded_check = no_offset;
     bool was_leader = false;
     term_id leader_term = no_term;
+    uint64_t truncations_seen = 0;
 };
 
 struct node {
@@ -178,6 +192,7 @@ struct node {
     int64_t restart_at = 0;
     int64_t kill_at = -1;  // nemesis: a freshly elected leader dies soon
     int side = 0;
+    std::unique_ptr<group_manager> mgr;  // the process: gone while down
     std::vector<replica> groups;
 };
 
@@ -185,7 +200,7 @@ struct event {
     int64_t at;
     uint64_t seq;
     enum class kind { deliver, flushed } k;
-    message msg;                 // deliver
+    envelope msg;                // deliver
     int32_t node = 0;            // flushed
     int32_t group = 0;           // flushed
     uint64_t incarnation = 0;    // flushed
@@ -228,17 +243,21 @@ private:
     void start_replica(int32_t n, int32_t g);
     void crash(int32_t n, const char* why);
     void restart(int32_t n);
-    void drain(int32_t n, int32_t g);
+    void drain(int32_t n);
+    void persist(int32_t n, int32_t g, ready& rd);
+    void handle_ready(int32_t n, int32_t g, ready& rd);
     void on_commit(int32_t n, int32_t g, offset c);
     void apply(int32_t n, int32_t g);
     void check_new_leader(int32_t n, int32_t g);
     void check_commit_safe(int32_t g, offset c, term_id t);
-    void send(const message& m);
+    void send(const envelope& m);
     void process(const event& e);
     void faults();
     void clients();
     void check_liveness();
-    raft& core(int32_t n, int32_t g) { return *nodes_[n].groups[g].core; }
+    void check_heartbeat_rate();
+    // Through the manager, so that its next take_ready() looks at the group.
+    raft& core(int32_t n, int32_t g) { return *nodes_[n].mgr->group(group_id(g)); }
 
     config cfg_;
     rng rng_;
@@ -263,6 +282,11 @@ private:
     int64_t delay_max_ = 0;
     size_t append_bytes_ = 1024;
     size_t inflight_messages_ = 4;
+    bool coalesce_ = true;
+    bool lease_ = false;
+    // Heartbeat batches per ordered node pair in the quiet period.
+    std::map<std::pair<int32_t, int32_t>, uint64_t> quiet_batches_;
+    int64_t quiet_ticks_ = 0;
     // (group, term, voter) -> the candidate it voted for
     std::map<std::tuple<int32_t, int32_t, int32_t>, int32_t> votes_;
     std::vector<offset> quiet_recorded_;
@@ -286,7 +310,10 @@ void sim_log::append(entry e) {
 
 void world::setup() {
     int32_t n_nodes = rng_.chance(0.5) ? 3 : 5;
-    int32_t n_groups = static_cast<int32_t>(rng_.between(1, 3));
+    // A few groups, or many per node (through the group manager either way).
+    int32_t n_groups = static_cast<int32_t>(rng_.chance(0.8) ? rng_.between(1, 3) : rng_.between(4, 50));
+    coalesce_ = cfg_.broken_variant == broken::lease_too_long || rng_.chance(0.75);
+    lease_ = cfg_.broken_variant == broken::lease_too_long || rng_.chance(0.5);
     drop_ = static_cast<double>(rng_.between(0, 10)) / 100.0;
     dup_ = static_cast<double>(rng_.between(0, 5)) / 100.0;
     delay_max_ = rng_.between(2, 30);
@@ -296,8 +323,12 @@ void world::setup() {
     leader_kill_ = static_cast<double>(rng_.between(0, 30)) / 100.0;
     append_bytes_ = static_cast<size_t>(rng_.between(64, 2048));
     inflight_messages_ = static_cast<size_t>(rng_.between(1, 8));
-    trace("setup seed={} nodes={} groups={} drop={} dup={} delay_max={} crash={} partition={} disk_fail={}", cfg_.seed,
-          n_nodes, n_groups, drop_, dup_, delay_max_, crash_rate_, partition_rate_, disk_fail_);
+    trace(
+        "setup seed={} nodes={} groups={} coalesce={} lease={} drop={} dup={} delay_max={} crash={} partition={} "
+        "disk_fail={}",
+        cfg_.seed, n_nodes, n_groups, coalesce_, lease_, drop_, dup_, delay_max_, crash_rate_, partition_rate_,
+        disk_fail_);
+    out_.counters.groups_max = static_cast<uint64_t>(n_groups);
     nodes_.resize(static_cast<size_t>(n_nodes));
     for (int32_t g = 0; g < n_groups; ++g) {
         records_.push_back(std::make_unique<group_record>());
@@ -308,6 +339,7 @@ void world::setup() {
     }
     for (int32_t n = 0; n < n_nodes; ++n) {
         nodes_[n].groups.resize(static_cast<size_t>(n_groups));
+        nodes_[n].mgr = std::make_unique<group_manager>(manager_options{node_id(n), 2, coalesce_});
         for (int32_t g = 0; g < n_groups; ++g) {
             replica& r = nodes_[n].groups[g];
             r.lg = std::make_unique<sim_log>(*this, *records_[g]);
@@ -327,7 +359,10 @@ void world::start_replica(int32_t n, int32_t g) {
     o.max_append_bytes = append_bytes_;
     o.max_inflight_messages = inflight_messages_;
     o.max_inflight_bytes = 4096;
-    r.core = std::make_unique<raft>(o, *r.lg, persisted{r.hs, r.snap, r.snap_data});
+    o.lease_reads = lease_;
+    nodes_[n].mgr->add_group(o, *r.lg, persisted{r.hs, r.snap, r.snap_data});
+    r.core = nodes_[n].mgr->group(o.group);
+    r.truncations_seen = 0;
     r.applied = r.snap.last;
     r.digest = 0;
     if (r.snap_data.size() == 8) {
@@ -347,15 +382,17 @@ void world::crash(int32_t n, const char* why) {
     ++out_.counters.crashes;
     trace("n{} crash ({}), restart at {}", n, why, nd.restart_at);
     for (auto& r : nd.groups) {
-        r.core.reset();
+        r.core = nullptr;
         r.lg->crash();
     }
+    nd.mgr.reset();
 }
 
 void world::restart(int32_t n) {
     node& nd = nodes_[n];
     nd.up = true;
     trace("n{} restart", n);
+    nd.mgr = std::make_unique<group_manager>(manager_options{node_id(n), 2, coalesce_});
     for (int32_t g = 0; g < static_cast<int32_t>(nd.groups.size()); ++g) {
         start_replica(n, g);
         replica& r = nd.groups[g];
@@ -364,8 +401,28 @@ void world::restart(int32_t n) {
     }
 }
 
-void world::send(const message& m) {
+void world::send(const envelope& m) {
     ++out_.counters.messages;
+    if (const auto* gm = std::get_if<message>(&m.body)) {
+        if (cfg_.trace || cfg_.trace_tail) {
+            trace("n{} g{} -> n{} {} term={}", m.from.get(), gm->group.get(), m.to.get(), message_name(gm->body),
+                  std::visit([](const auto& v) { return v.term.get(); }, gm->body));
+        }
+        bool heartbeat =
+            std::holds_alternative<heartbeat_request>(gm->body) || std::holds_alternative<heartbeat_reply>(gm->body);
+        if (coalesce_ && heartbeat) {
+            fail(fmt::format("n{} sent a per-group {} for g{} although heartbeats are coalesced", m.from.get(),
+                             message_name(gm->body), gm->group.get()));
+            return;
+        }
+        if (heartbeat) ++out_.counters.group_heartbeats;
+    } else {
+        const auto& b = std::get<heartbeat_batch>(m.body);
+        trace("n{} -> n{} heartbeat batch: {} beats, {} acks", m.from.get(), m.to.get(), b.beats.size(), b.acks.size());
+        ++out_.counters.heartbeat_batches;
+        out_.counters.heartbeat_items += b.beats.size() + b.acks.size();
+        if (quiet_) ++quiet_batches_[{m.from.get(), m.to.get()}];
+    }
     int copies = rng_.chance(dup_) ? 2 : 1;
     if (copies == 2) ++out_.counters.duplicated;
     for (int i = 0; i < copies; ++i) {
@@ -379,11 +436,29 @@ void world::send(const message& m) {
     }
 }
 
-void world::drain(int32_t n, int32_t g) {
+// Handles a node's output until it has none: every group's hard state and
+// snapshot (step 1), then the messages, then flushes, commits and reads.
+void world::drain(int32_t n) {
+    for (int guard = 0; guard < 64 && nodes_[n].mgr && !failed(); ++guard) {
+        group_manager::output out = nodes_[n].mgr->take_ready();
+        if (out.empty()) return;
+        for (auto& [g, rd] : out.groups) persist(n, static_cast<int32_t>(g.get()), rd);
+        if (failed()) return;
+        for (const auto& m : out.messages) send(m);
+        for (auto& [g, rd] : out.groups) {
+            handle_ready(n, static_cast<int32_t>(g.get()), rd);
+            if (failed()) return;
+            check_new_leader(n, static_cast<int32_t>(g.get()));
+        }
+    }
+}
+
+void world::persist(int32_t n, int32_t g, ready& rd) {
     replica& r = nodes_[n].groups[g];
-    for (int guard = 0; guard < 64 && r.core; ++guard) {
-        ready rd = r.core->take_ready();
-        if (rd.empty()) break;
+    FJORD_ASSERT(rd.messages.empty(), "group messages outside the manager's output");
+    out_.counters.truncations += r.core->truncations() - r.truncations_seen;
+    r.truncations_seen = r.core->truncations();
+    {
         if (rd.hard_state) {
             FJORD_ASSERT(rd.hard_state->term >= r.hs.term, "hard state term going back");
             r.hs = *rd.hard_state;
@@ -408,13 +483,12 @@ void world::drain(int32_t n, int32_t g) {
             r.applied = meta.last;
             r.digest = d;
         }
-        for (const auto& m : rd.messages) {
-            if (cfg_.trace || cfg_.trace_tail) {
-                trace("n{} g{} -> n{} {} term={}", n, g, m.to.get(), message_name(m.body),
-                      std::visit([](const auto& v) { return v.term.get(); }, m.body));
-            }
-            send(m);
-        }
+    }
+}
+
+void world::handle_ready(int32_t n, int32_t g, ready& rd) {
+    replica& r = nodes_[n].groups[g];
+    {
         if (rd.flush_through) {
             event e{now_ + rng_.between(1, 8), seq_++, event::kind::flushed, {}};
             e.node = n;
@@ -436,9 +510,7 @@ void world::drain(int32_t n, int32_t g) {
             ++out_.counters.reads;
             reads_.erase(it);
         }
-        if (failed()) return;
     }
-    check_new_leader(n, g);
 }
 
 void world::on_commit(int32_t n, int32_t g, offset c) {
@@ -550,7 +622,7 @@ void world::apply(int32_t n, int32_t g) {
         std::vector<uint8_t> d(8);
         for (size_t i = 0; i < 8; ++i) d[i] = static_cast<uint8_t>(r.digest >> (8 * i));
         shared_bytes data = shared_bytes::adopt(std::move(d));
-        r.core->compact(r.applied, data);
+        core(n, g).compact(r.applied, data);
         r.snap = r.core->snapshot();
         r.snap_data = data;
         ++out_.counters.snapshots_taken;
@@ -611,19 +683,15 @@ void world::check_new_leader(int32_t n, int32_t g) {
 void world::process(const event& e) {
     ++out_.counters.steps;
     if (e.k == event::kind::deliver) {
-        const message& m = e.msg;
+        const envelope& m = e.msg;
         int32_t to = m.to.get();
         int32_t from = m.from.get();
         if (!nodes_[to].up || nodes_[to].side != nodes_[from].side) {
             ++out_.counters.dropped;
             return;
         }
-        int32_t g = static_cast<int32_t>(m.group.get());
-        replica& r = nodes_[to].groups[g];
-        uint64_t before = r.core->truncations();
-        r.core->step(m);
-        out_.counters.truncations += r.core->truncations() - before;
-        drain(to, g);
+        nodes_[to].mgr->step(m);
+        drain(to);
         return;
     }
     node& nd = nodes_[e.node];
@@ -635,8 +703,8 @@ void world::process(const event& e) {
     }
     replica& r = nd.groups[e.group];
     r.lg->sync(e.through);
-    r.core->on_flushed(e.through, e.term);
-    drain(e.node, e.group);
+    nd.mgr->group(group_id(e.group))->on_flushed(e.through, e.term);
+    drain(e.node);
 }
 
 void world::faults() {
@@ -661,6 +729,13 @@ void world::faults() {
         std::string sides;
         if (rng_.chance(0.4)) {
             int32_t alone = static_cast<int32_t>(rng_.between(0, n_nodes - 1));
+            // Often a leader: the case that leases and check-quorum are for.
+            if (rng_.chance(0.7)) {
+                int32_t g = static_cast<int32_t>(rng_.between(0, static_cast<int64_t>(records_.size()) - 1));
+                for (int32_t n = 0; n < n_nodes; ++n) {
+                    if (nodes_[n].up && core(n, g).is_leader()) alone = n;
+                }
+            }
             for (int32_t n = 0; n < n_nodes; ++n) nodes_[n].side = n == alone ? 1 : 0;
         } else {
             for (auto& nd : nodes_) nd.side = static_cast<int>(rng_.between(0, 1));
@@ -681,7 +756,7 @@ void world::faults() {
                 if (target != node_id(n) && c.transfer_leadership(target).ok()) {
                     ++out_.counters.transfers;
                     trace("n{} g{} transfer leadership to n{}", n, g, target.get());
-                    drain(n, g);
+                    drain(n);
                 }
             }
             if (n_nodes == 5 && rng_.chance(0.003)) {
@@ -700,7 +775,7 @@ void world::faults() {
                     ++out_.counters.config_changes;
                     trace("n{} g{} configuration change at {}: {} n{}", n, g, r.value().get(),
                           present ? "remove" : "add", pick.get());
-                    drain(n, g);
+                    drain(n);
                 }
             }
         }
@@ -709,27 +784,80 @@ void world::faults() {
 
 void world::clients() {
     int32_t n_nodes = static_cast<int32_t>(nodes_.size());
-    for (int32_t g = 0; g < static_cast<int32_t>(records_.size()); ++g) {
+    const int32_t n_groups = static_cast<int32_t>(records_.size());
+    // Liveness probe: in the quiet period every group gets writes at its
+    // leader until it commits (with many groups most are otherwise idle).
+    if (quiet_) {
+        for (int32_t g = 0; g < n_groups; ++g) {
+            if (records_[g]->recorded_through() > quiet_recorded_[g] || !rng_.chance(0.05)) continue;
+            for (int32_t n = 0; n < n_nodes; ++n) {
+                if (!nodes_[n].up || !core(n, g).is_leader()) continue;
+                if (core(n, g).propose(shared_bytes::copy_of("probe"), 1).ok()) drain(n);
+                break;
+            }
+        }
+    }
+    // At most three client operations per tick, however many groups: with
+    // many groups, most of them are idle.
+    for (int32_t slot = 0; slot < std::min(n_groups, 3); ++slot) {
         if (!rng_.chance(0.3)) continue;
+        int32_t g = n_groups <= 3 ? slot : static_cast<int32_t>(rng_.between(0, n_groups - 1));
         int32_t n = static_cast<int32_t>(rng_.between(0, n_nodes - 1));
         if (!nodes_[n].up) continue;
-        raft& c = core(n, g);
-        if (rng_.chance(0.1)) {
+        if (rng_.chance(lease_ ? 0.3 : 0.15)) {
             if (reads_.size() >= max_pending_reads) continue;
+            // Half the reads go to a node that believes it leads (with two,
+            // a client with stale metadata reaches the deposed one).
+            if (rng_.chance(0.5)) {
+                std::vector<int32_t> leaders;
+                for (int32_t x = 0; x < n_nodes; ++x) {
+                    if (nodes_[x].up && core(x, g).is_leader()) leaders.push_back(x);
+                }
+                if (!leaders.empty()) n = leaders[rng_.between(0, static_cast<int64_t>(leaders.size()) - 1)];
+            }
+            raft& c = core(n, g);
             uint64_t id = next_read_++;
+            if (c.lease_valid()) ++out_.counters.lease_reads;
             if (c.read_index(id).ok()) {
                 reads_.emplace(id, pending_read{g, records_[g]->recorded_through()});
-                drain(n, g);
+                drain(n);
             }
             continue;
         }
+        raft& c = core(n, g);
         std::vector<uint8_t> payload(static_cast<size_t>(rng_.between(1, 40)));
         for (auto& b : payload) b = static_cast<uint8_t>(rng_.next());
         int32_t records = static_cast<int32_t>(rng_.between(1, 3));
         auto r = c.propose(shared_bytes::adopt(std::move(payload)), records);
         if (r.ok()) {
             trace("n{} g{} propose at {} x{}", n, g, r.value().get(), records);
-            drain(n, g);
+            drain(n);
+        }
+    }
+}
+
+// Coalescing: in the quiet period (every node up, no partition) each ordered
+// node pair carries about one heartbeat batch and one batch of acks per round,
+// whatever the number of groups. Fails past 3 per round.
+void world::check_heartbeat_rate() {
+    const int32_t n_nodes = static_cast<int32_t>(nodes_.size());
+    const uint64_t rounds = static_cast<uint64_t>(quiet_ticks_) / 2;  // manager_options::heartbeat_ticks
+    if (rounds == 0) return;
+    for (int32_t a = 0; a < n_nodes; ++a) {
+        for (int32_t b = 0; b < n_nodes; ++b) {
+            if (a == b) continue;
+            auto it = quiet_batches_.find({a, b});
+            uint64_t batches = it == quiet_batches_.end() ? 0 : it->second;
+            double per_round = static_cast<double>(batches) / static_cast<double>(rounds);
+            out_.counters.quiet_pair_batches += batches;
+            out_.counters.quiet_pair_rounds += rounds;
+            out_.counters.worst_pair_batches_per_round =
+                std::max(out_.counters.worst_pair_batches_per_round, per_round);
+            if (per_round > 3.0) {
+                fail(fmt::format("n{} -> n{}: {} heartbeat batches in {} rounds with {} groups", a, b, batches, rounds,
+                                 records_.size()));
+                return;
+            }
         }
     }
 }
@@ -772,16 +900,16 @@ outcome world::run() {
         }
         if (failed()) break;
         faults();
+        if (quiet_) ++quiet_ticks_;
         for (int32_t n = 0; n < static_cast<int32_t>(nodes_.size()) && !failed(); ++n) {
             if (!nodes_[n].up) continue;
-            for (int32_t g = 0; g < static_cast<int32_t>(nodes_[n].groups.size()) && !failed(); ++g) {
-                core(n, g).tick();
-                drain(n, g);
-            }
+            nodes_[n].mgr->tick();
+            drain(n);
         }
         if (!failed()) clients();
     }
     if (!failed()) check_liveness();
+    if (!failed() && coalesce_) check_heartbeat_rate();
     return std::move(out_);
 }
 

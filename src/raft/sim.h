@@ -40,6 +40,16 @@ struct stats {
     uint64_t messages = 0;
     uint64_t dropped = 0;
     uint64_t duplicated = 0;
+    uint64_t groups_max = 0;         // most groups per node in one seed
+    uint64_t group_heartbeats = 0;   // per-group heartbeats sent (coalescing off)
+    uint64_t heartbeat_batches = 0;  // coalesced heartbeat messages sent
+    uint64_t heartbeat_items = 0;    // beats and acks in them
+    uint64_t lease_reads = 0;        // reads answered under a lease, at once
+    // Quiet period, coalescing on: heartbeat batches per ordered node pair per
+    // round (summed over seeds, with the number of pair-rounds).
+    uint64_t quiet_pair_batches = 0;
+    uint64_t quiet_pair_rounds = 0;
+    double worst_pair_batches_per_round = 0;  // the highest of any one seed
 
     void add(const stats& o);
     std::string summary() const;

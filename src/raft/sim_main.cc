@@ -22,7 +22,7 @@ using fjord::raft::broken;
 
 bool parse_broken(const char* s, broken& out) {
     for (broken b : {broken::none, broken::vote_not_persisted, broken::commit_old_term, broken::no_suffix_truncation,
-                     broken::ack_before_majority}) {
+                     broken::ack_before_majority, broken::lease_too_long}) {
         if (std::strcmp(s, fjord::raft::broken_name(b)) == 0) {
             out = b;
             return true;

@@ -77,7 +77,8 @@ protected:
     }
 
     durability make(durability_config cfg) {
-        return durability(*log_, *engine_, [this](std::function<void()> f) { loop_.post(std::move(f)); }, cfg, 0);
+        return durability(
+            *log_, *engine_, [this](std::function<void()> f) { loop_.post(std::move(f)); }, cfg, 0);
     }
     append_result append(int records) {
         auto batch = testing::make_batch(records, 100, seed_++, 1000);
