@@ -119,7 +119,8 @@ void durability::start_round() {
 
 void durability::part_done(int64_t result) {
     FJORD_ASSERT(in_flight_ && parts_left_ > 0, "unexpected fsync completion");
-    if (result < 0 && error_ == 0) error_ = static_cast<int>(result);
+    // A real failure outranks a refused submission: it must not be retried.
+    if (result < 0 && (round_error_ == 0 || round_error_ == -EBUSY)) round_error_ = static_cast<int>(result);
     if (--parts_left_ == 0) round_done();
 }
 
@@ -129,16 +130,21 @@ void durability::round_done() {
         ::close(dir_fd_);
         dir_fd_ = -1;
     }
-    if (error_ == -EBUSY) {
-        // The engine was saturated, nothing failed: try again from the loop.
-        error_ = 0;
+    const int round_error = round_error_;
+    round_error_ = 0;
+    if (round_error == -EBUSY) {
+        // The engine was saturated and nothing failed: the whole round again,
+        // from the loop. Until then the durability is not idle.
+        retry_pending_ = true;
         post_([this] {
-            if (!in_flight_ && !waiters_.empty()) start_round();
+            retry_pending_ = false;
+            if (!in_flight_ && error_ == 0 && (!waiters_.empty() || log_.needs_sync())) start_round();
         });
         return;
     }
-    if (error_ != 0) {
+    if (round_error != 0) {
         // After a failed fsync nothing since the last good one can be trusted.
+        error_ = round_error;
         log_.on_sync_failed(errc::io_error);
         release(error_);
         return;
@@ -146,7 +152,8 @@ void durability::round_done() {
     log_.on_synced(work_);
     work_ = sync_work{};
     release(0);
-    if (!waiters_.empty()) start_round();
+    const bool flush_due = cfg_.mode == durability_mode::write_caching && unflushed_records_ >= cfg_.flush_messages;
+    if (!waiters_.empty() || flush_due) start_round();
 }
 
 void durability::release(int err) {

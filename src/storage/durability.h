@@ -57,7 +57,9 @@ public:
     // After log.truncate_suffix(offset): waiters for removed appends fail.
     void truncated(int64_t offset);
 
-    bool idle() const { return !in_flight_ && waiters_.empty(); }
+    bool idle() const { return !in_flight_ && !retry_pending_ && waiters_.empty(); }
+    // A failed fsync is final: every later append fails with this -errno.
+    int error() const { return error_; }
     uint64_t rounds() const { return rounds_; }
     uint64_t fsyncs() const { return fsyncs_; }
 
@@ -79,8 +81,10 @@ private:
     sync_work work_;
     size_t parts_left_ = 0;
     int dir_fd_ = -1;
-    int error_ = 0;
+    int error_ = 0;        // sticky: the first failed fsync
+    int round_error_ = 0;  // this round's: -EBUSY when a submission was refused
     bool in_flight_ = false;
+    bool retry_pending_ = false;
     int64_t unflushed_records_ = 0;
     int64_t last_flush_ms_ = 0;
     uint64_t rounds_ = 0;

@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <filesystem>
@@ -23,12 +25,16 @@ public:
         q_.push_back(std::move(f));
         cv_.notify_one();
     }
+    // Runs posted functions until `until` holds; fails after 10 s without.
     void run(const std::function<bool()>& until) {
         while (!until()) {
             std::function<void()> f;
             {
                 std::unique_lock lock(mu_);
-                cv_.wait(lock, [this] { return !q_.empty(); });
+                if (!cv_.wait_for(lock, std::chrono::seconds(10), [this] { return !q_.empty(); })) {
+                    ADD_FAILURE() << "nothing happened for 10 s: a completion is lost";
+                    return;
+                }
                 f = std::move(q_.front());
                 q_.pop_front();
             }
@@ -54,6 +60,36 @@ private:
     std::deque<std::function<void()>> q_;
 };
 
+// Wraps a real engine: refuses the first `refuse` submissions (a saturated
+// queue) and fails the fdatasyncs numbered in `fail_syncs` with EIO.
+class flaky_engine final : public io_engine {
+public:
+    flaky_engine(io_engine& real, int refuse, std::vector<int> fail_syncs)
+        : real_(real), refuse_(refuse), fail_(std::move(fail_syncs)) {}
+    io_backend backend() const override { return real_.backend(); }
+    bool fdatasync(int fd, io_callback done) override {
+        if (refuse_ > 0) {
+            --refuse_;
+            return false;
+        }
+        int n = syncs_++;
+        if (std::find(fail_.begin(), fail_.end(), n) != fail_.end()) {
+            return real_.fdatasync(fd, [done = std::move(done)](int64_t) { done(-EIO); });
+        }
+        return real_.fdatasync(fd, std::move(done));
+    }
+    bool pread(int fd, void* buf, size_t n, off_t offset, io_callback done) override {
+        return real_.pread(fd, buf, n, offset, std::move(done));
+    }
+    void stop() override {}
+
+private:
+    io_engine& real_;
+    int refuse_;
+    std::vector<int> fail_;
+    int syncs_ = 0;
+};
+
 class durability_test : public ::testing::TestWithParam<io_backend> {
 protected:
     void SetUp() override {
@@ -76,9 +112,10 @@ protected:
         std::filesystem::remove_all(dir_);
     }
 
-    durability make(durability_config cfg) {
+    durability make(durability_config cfg) { return make(cfg, *engine_); }
+    durability make(durability_config cfg, io_engine& engine) {
         return durability(
-            *log_, *engine_, [this](std::function<void()> f) { loop_.post(std::move(f)); }, cfg, 0);
+            *log_, engine, [this](std::function<void()> f) { loop_.post(std::move(f)); }, cfg, 0);
     }
     append_result append(int records) {
         auto batch = testing::make_batch(records, 100, seed_++, 1000);
@@ -155,18 +192,56 @@ TEST_P(durability_test, write_caching_flushes_by_flush_ms) {
 }
 
 TEST_P(durability_test, flush_makes_everything_durable_in_either_mode) {
-    durability_config cfg;
-    cfg.mode = durability_mode::write_caching;
-    auto d = make(cfg);
-    append(5);
-    append(5);
-    bool done = false;
-    d.flush([&](int err) {
+    for (auto mode : {durability_mode::write_caching, durability_mode::group_commit}) {
+        durability_config cfg;
+        cfg.mode = mode;
+        auto d = make(cfg);
+        const int64_t before = log_->end_offset();
+        append(5);
+        append(5);
+        bool done = false;
+        d.flush([&](int err) {
+            EXPECT_EQ(err, 0);
+            done = true;
+        });
+        loop_.run([&] { return done && d.idle(); });
+        EXPECT_EQ(log_->durable_offset(), before + 10);
+    }
+}
+
+TEST_P(durability_test, a_saturated_engine_delays_but_never_skips_the_fsync) {
+    flaky_engine flaky(*engine_, 3, {});
+    auto d = make(durability_config{}, flaky);
+    ASSERT_TRUE(log_->roll(0).ok());  // a second dirty segment and a directory sync
+    auto r = append(2);
+    bool acked = false;
+    d.appended(r.last_offset, 2, 0, [&](int err) {
         EXPECT_EQ(err, 0);
-        done = true;
+        EXPECT_GT(log_->durable_offset(), r.last_offset);
+        acked = true;
     });
-    loop_.run([&] { return done && d.idle(); });
-    EXPECT_EQ(log_->durable_offset(), 10);
+    loop_.run([&] { return acked && d.idle(); });
+    EXPECT_GE(d.rounds(), 2u) << "the refused round must have been retried";
+}
+
+TEST_P(durability_test, a_failed_fsync_fails_the_appends_even_when_a_submission_was_refused_too) {
+    // One submission refused, the next fdatasync fails: the round must fail
+    // (not be retried as merely busy), and nothing may be acknowledged.
+    flaky_engine flaky(*engine_, 1, {0});
+    auto d = make(durability_config{}, flaky);
+    ASSERT_TRUE(log_->roll(0).ok());
+    auto r = append(2);
+    int result = 1;
+    d.appended(r.last_offset, 2, 0, [&](int err) { result = err; });
+    loop_.run([&] { return result != 1 && d.idle(); });
+    EXPECT_EQ(result, -EIO);
+    EXPECT_EQ(d.error(), -EIO);
+    EXPECT_TRUE(log_->offline());
+    // Final: later appends fail without touching the disk.
+    int later = 1;
+    d.appended(r.last_offset + 1, 1, 0, [&](int err) { later = err; });
+    loop_.run([&] { return later != 1; });
+    EXPECT_EQ(later, -EIO);
 }
 
 TEST_P(durability_test, truncation_fails_the_waiters_it_removed) {

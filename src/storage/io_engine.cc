@@ -3,6 +3,7 @@
 #include <liburing.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <condition_variable>
 #include <cstdlib>
@@ -72,13 +73,14 @@ public:
     io_backend backend() const override { return io_backend::thread_pool; }
 
     void stop() override {
+        std::vector<std::thread> threads;
         {
             std::lock_guard lock(mu_);
             stopping_ = true;
+            threads.swap(threads_);  // a second stop() finds none to join
         }
         cv_.notify_all();
-        for (auto& t : threads_) t.join();
-        threads_.clear();
+        for (auto& t : threads) t.join();
     }
 
 private:
@@ -127,8 +129,7 @@ class uring_engine final : public op_engine {
 public:
     static std::unique_ptr<uring_engine> create(const io_engine_options& opts) {
         auto e = std::unique_ptr<uring_engine>(new uring_engine(opts));
-        unsigned entries = 256;
-        if (io_uring_queue_init(entries, &e->ring_, 0) != 0) return nullptr;
+        if (io_uring_queue_init(ring_entries, &e->ring_, 0) != 0) return nullptr;
         e->ring_ok_ = true;
         e->reaper_ = std::thread([p = e.get()] { p->reap(); });
         return e;
@@ -158,7 +159,10 @@ public:
     }
 
 private:
-    explicit uring_engine(const io_engine_options& opts) : max_(opts.max_in_flight) {}
+    // The completion queue holds 2 x ring_entries: never more in flight.
+    static constexpr unsigned ring_entries = 256;
+    explicit uring_engine(const io_engine_options& opts)
+        : max_(std::min<size_t>(opts.max_in_flight, 2 * ring_entries)) {}
 
     bool submit(io_op op) override {
         std::lock_guard lock(mu_);
@@ -177,8 +181,8 @@ private:
                                static_cast<__u64>(owned->offset));
         }
         io_uring_sqe_set_data(sqe, owned);
-        // A failed submit leaves the sqe queued: it goes with the next
-        // submit (or stop()'s). The reaper owns `owned` once it completes.
+        // A failed submit (-EAGAIN, say) leaves the sqe queued: the reaper
+        // submits it again within reap_interval. It owns `owned` from here.
         (void)io_uring_submit(&ring_);
         ++in_flight_;
         return true;
@@ -187,8 +191,14 @@ private:
     void reap() {
         for (;;) {
             io_uring_cqe* cqe = nullptr;
-            int r = io_uring_wait_cqe(&ring_, &cqe);
+            __kernel_timespec interval{0, 10'000'000};
+            int r = io_uring_wait_cqe_timeout(&ring_, &cqe, &interval);
             if (r == -EINTR) continue;
+            if (r == -ETIME) {
+                std::lock_guard lock(mu_);
+                if (io_uring_sq_ready(&ring_) > 0) (void)io_uring_submit(&ring_);
+                continue;
+            }
             FJORD_ASSERT(r == 0, "io_uring_wait_cqe failed: {}", r);
             auto* op = static_cast<io_op*>(io_uring_cqe_get_data(cqe));
             int64_t res = cqe->res;
