@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Creates (or refreshes) the project's Python virtualenv at
-# ${FJORD_CACHE:-$HOME/.cache/fjord}/venv with tests/requirements.txt installed,
+# ${FJORD_CACHE:-${HOME:-/root}/.cache/fjord}/venv with tests/requirements.txt installed,
 # and prints its path. Idempotent: does nothing when requirements are unchanged.
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-CACHE="${FJORD_CACHE:-$HOME/.cache/fjord}"
+CACHE="${FJORD_CACHE:-${HOME:-/root}/.cache/fjord}"
 VENV="$CACHE/venv"
 REQ="$REPO/tests/requirements.txt"
 

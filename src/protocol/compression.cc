@@ -378,8 +378,10 @@ result<void, errc> zstd_decompress(std::span<const uint8_t> in, std::vector<uint
     if (ctx == nullptr) return fail(errc::library_error);
     ZSTD_DCtx_reset(ctx, ZSTD_reset_session_and_parameters);
     // No frame needs a window larger than the whole output: bound the
-    // decoder's memory by the limit (a bomb declaring a huge window fails).
-    int window_log = std::clamp(static_cast<int>(std::bit_width(std::max<size_t>(max_output, 1) - 1)), 10, 27);
+    // decoder's memory by the limit (a bomb declaring a huge window fails),
+    // but never below 8 MiB, so that frames from the Java client (windows of
+    // a few MiB) decode under any limit a caller picks.
+    int window_log = std::clamp(static_cast<int>(std::bit_width(std::max<size_t>(max_output, 1) - 1)), 23, 27);
     ZSTD_DCtx_setParameter(ctx, ZSTD_d_windowLogMax, window_log);
     if (in.empty()) return fail(errc::truncated_input);
     ZSTD_inBuffer ib{in.data(), in.size(), 0};

@@ -90,6 +90,12 @@ int main(int argc, char** argv) {
                     out.failure.c_str());
         std::printf("  exercised: %s\n", out.counters.summary().c_str());
         if (expect_failure) {
+            // A broken variant must trip a safety invariant; a liveness timeout
+            // would pass for the wrong reason.
+            if (out.failure.find("liveness:") != std::string::npos) {
+                std::printf("negative control %s failed liveness, not safety: not caught\n", variant);
+                return 1;
+            }
             std::printf("negative control %s caught after %llu seeds (%.1f s)\n", variant,
                         static_cast<unsigned long long>(ran), elapsed_s());
             return 0;

@@ -1,6 +1,8 @@
 // kill -9 of a real writer process at random points: after each kill the
 // log recovers, holds every offset the writer reported durable, and serves
 // only valid batches; the next writer continues on the recovered log.
+// kill -9 keeps the page cache, so this is a recovery test: it cannot show a
+// missing fsync. Power loss is the simulated file system's job (model_test).
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>

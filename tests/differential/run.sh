@@ -8,13 +8,13 @@
 #   run.sh dump --in FILE [--only A,B] [--limit N]   (Kafka's view of each record)
 #   run.sh build            (only build)
 # The spec folder defaults to $FJORD_KAFKA_PROTOCOL, else <repo>/../shared/kafka-protocol.
-# The build goes to ${FJORD_CACHE:-$HOME/.cache/fjord}/differential and is redone only when
+# The build goes to ${FJORD_CACHE:-${HOME:-/root}/.cache/fjord}/differential and is redone only when
 # the hash of pom.xml and src/ differs from the one recorded at the last build.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
-cache="${FJORD_CACHE:-$HOME/.cache/fjord}/differential"
+cache="${FJORD_CACHE:-${HOME:-/root}/.cache/fjord}/differential"
 jar="$cache/target/fjord-differential.jar"
 
 stamp="$cache/source.sha256"
