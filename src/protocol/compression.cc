@@ -1,5 +1,7 @@
 #include "protocol/compression.h"
 
+#include "base/endian.h"
+
 #include <lz4frame.h>
 #include <snappy.h>
 #include <zlib.h>
@@ -179,29 +181,19 @@ constexpr uint8_t xerial_magic[8] = {0x82, 'S', 'N', 'A', 'P', 'P', 'Y', 0};
 constexpr size_t xerial_header_size = 16;
 constexpr size_t xerial_block_size = 32 << 10;  // snappy-java's default
 
-uint32_t load_be32(const uint8_t* p) {
-    uint32_t v;
-    std::memcpy(&v, p, 4);
-    return __builtin_bswap32(v);
-}
-void store_be32(uint8_t* p, uint32_t v) {
-    v = __builtin_bswap32(v);
-    std::memcpy(p, &v, 4);
-}
-
 result<void, errc> snappy_compress(std::span<const uint8_t> in, std::vector<uint8_t>& out) {
     size_t blocks = (in.size() + xerial_block_size - 1) / xerial_block_size;
     out.resize(xerial_header_size + blocks * (4 + snappy::MaxCompressedLength(xerial_block_size)));
     std::memcpy(out.data(), xerial_magic, 8);
-    store_be32(out.data() + 8, 1);   // version
-    store_be32(out.data() + 12, 1);  // minimum compatible version
+    store_be<uint32_t>(out.data() + 8, 1);   // version
+    store_be<uint32_t>(out.data() + 12, 1);  // minimum compatible version
     size_t used = xerial_header_size;
     for (size_t at = 0; at < in.size(); at += xerial_block_size) {
         size_t n = std::min(xerial_block_size, in.size() - at);
         size_t written = 0;
         snappy::RawCompress(reinterpret_cast<const char*>(in.data() + at), n,
                             reinterpret_cast<char*>(out.data() + used + 4), &written);
-        store_be32(out.data() + used, static_cast<uint32_t>(written));
+        store_be<uint32_t>(out.data() + used, static_cast<uint32_t>(written));
         used += 4 + written;
     }
     out.resize(used);
@@ -241,7 +233,7 @@ result<void, errc> snappy_decompress(std::span<const uint8_t> in, std::vector<ui
     size_t pos = xerial_header_size;
     while (pos < in.size()) {
         if (in.size() - pos < 4) return fail(errc::truncated_input);
-        uint32_t n = load_be32(in.data() + pos);
+        uint32_t n = load_be<uint32_t>(in.data() + pos);
         pos += 4;
         if (n > INT32_MAX) return fail(errc::corrupt_input);
         if (n > in.size() - pos) return fail(errc::truncated_input);

@@ -30,20 +30,6 @@ const char* describe(batch_errc e) {
 
 namespace {
 
-template <typename T>
-void store_be(uint8_t* p, T v) {
-    if constexpr (sizeof(T) == 2) v = static_cast<T>(__builtin_bswap16(static_cast<uint16_t>(v)));
-    if constexpr (sizeof(T) == 4) v = static_cast<T>(__builtin_bswap32(static_cast<uint32_t>(v)));
-    if constexpr (sizeof(T) == 8) v = static_cast<T>(__builtin_bswap64(static_cast<uint64_t>(v)));
-    std::memcpy(p, &v, sizeof(T));
-}
-
-int32_t load_be32(const uint8_t* p) {
-    uint32_t v;
-    std::memcpy(&v, p, 4);
-    return static_cast<int32_t>(__builtin_bswap32(v));
-}
-
 // A bounds-checked cursor over untrusted bytes. Reads fail (return false)
 // rather than run past the end; `overlong` tells a too-long varint from a
 // truncated one.
@@ -183,7 +169,7 @@ result<record_batch, batch_errc> record_batch::parse(shared_bytes batch) {
     if (n <= 16) return fail(batch_errc::too_short);
     if (batch.data()[16] != 2) return fail(batch_errc::bad_magic);
     if (n < batch_header_size) return fail(batch_errc::too_short);
-    int32_t length = load_be32(batch.data() + batch_length_offset);
+    int32_t length = load_be<int32_t>(batch.data() + batch_length_offset);
     if (length < static_cast<int32_t>(batch_header_size - batch_log_overhead)) {
         return fail(batch_errc::length_mismatch);
     }
@@ -269,7 +255,7 @@ std::optional<record_batch> batch_splitter::next() {
         truncated_ = true;
         return std::nullopt;
     }
-    int32_t length = load_be32(p + batch_length_offset);
+    int32_t length = load_be<int32_t>(p + batch_length_offset);
     if (length < static_cast<int32_t>(batch_header_size - batch_log_overhead)) {
         error_ = batch_errc::length_mismatch;
         return std::nullopt;

@@ -39,6 +39,7 @@
 #include <vector>
 
 #include "base/bytes.h"
+#include "base/endian.h"
 #include "base/result.h"
 #include "protocol/compression.h"
 
@@ -222,11 +223,7 @@ private:
     explicit record_batch(shared_bytes b) : bytes_(std::move(b)) {}
     template <typename T>
     T load(size_t at) const {
-        T v;
-        std::memcpy(&v, bytes_.data() + at, sizeof(T));
-        if constexpr (sizeof(T) == 2) return static_cast<T>(__builtin_bswap16(static_cast<uint16_t>(v)));
-        if constexpr (sizeof(T) == 4) return static_cast<T>(__builtin_bswap32(static_cast<uint32_t>(v)));
-        if constexpr (sizeof(T) == 8) return static_cast<T>(__builtin_bswap64(static_cast<uint64_t>(v)));
+        return load_be<T>(bytes_.data() + at);
     }
 
     shared_bytes bytes_;

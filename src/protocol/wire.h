@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "base/bytes.h"
+#include "base/endian.h"
 
 namespace fjord::protocol {
 
