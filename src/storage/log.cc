@@ -437,6 +437,7 @@ result<std::unique_ptr<log>, errc> log::open(file_cache& files, std::string dir,
     recovery_report& report = report_out ? *report_out : report_local;
     std::unique_ptr<log> l(new log(files, std::move(dir), std::move(tp), cfg));
     file_system& fs = files.fs();
+    if (auto r = recover_compaction_files(fs, l->dir_, detail); !r) return fail(r.error());
     auto names = fs.list_dir(l->dir_);
     if (!names) return fail(names.error());
     std::vector<int64_t> bases;
@@ -505,6 +506,7 @@ result<std::unique_ptr<log>, errc> log::open(file_cache& files, std::string dir,
     if (need_recovery) {
         if (l->epochs_.truncate_from_end(l->segments_[recover_from]->base_offset))
             report.epoch_checkpoint_rewritten = true;
+        l->start_offset_ = wanted_start;  // recover() tells a restart at the log start from a hole
         auto r = l->recover(recover_from, recovery_point, report, detail);
         if (!r) return fail(r.error());
     }
@@ -522,11 +524,15 @@ result<std::unique_ptr<log>, errc> log::open(file_cache& files, std::string dir,
         if (auto r = l->write_epoch_checkpoint(); !r) return fail(r.error());
     }
     for (auto& s : l->segments_) s->synced_bytes = s->size_bytes;
-    if (l->dir_generation_ != 0) {
+    // After an unclean stop (a process crash, not a power cut) names created
+    // since the last directory fsync still show but are not durable: sync
+    // them before anything counts on them.
+    if (l->dir_generation_ != 0 || need_recovery) {
         if (auto r = fs.sync_dir(l->dir_); !r) return fail(r.error());
     }
     l->dir_synced_generation_ = l->dir_generation_;
     l->durable_offset_ = l->next_offset_;
+    if (auto r = l->rebuild_producer_state(detail); !r) return fail(r.error());
     return l;
 }
 
@@ -546,6 +552,23 @@ result<void, errc> log::recover(size_t from, int64_t recovery_point, recovery_re
         s.bytes_since_index_entry = 0;
         ++report.segments_scanned;
         scan_outcome out;
+        if (i > from && s.base_offset > expected && expected >= recovery_point && s.base_offset > start_offset_) {
+            // A hole past the recovery point: the previous segment's tail was
+            // lost while this segment's name survived (its roll was not yet
+            // durable). Nothing from here on may be kept, or the log end would
+            // jump over the lost offsets. (Holes below the recovery point are
+            // compaction's: it checkpoints before it swaps.)
+            report.detail += fmt::format("{}: starts at {} after a hole from {}: deleted with later segments; ",
+                                         path_of(s, ".log"), s.base_offset, expected);
+            while (segments_.size() > i) {
+                segment& later = *segments_.back();
+                report.bytes_truncated += later.size_bytes;
+                ++report.segments_deleted;
+                delete_segment_files(later);
+                segments_.pop_back();
+            }
+            break;
+        }
         if (s.base_offset < expected) {
             out.clean = false;
             out.end = 0;
@@ -607,6 +630,7 @@ result<void, errc> log::roll(int64_t now_ms) {
     segment& old = active();
     old.seal_time_index();
     write_index_entries(old);
+    write_producer_snapshot(false);
     return new_segment(next_offset_);
 }
 
@@ -708,6 +732,7 @@ result<append_result, errc> log::append(std::span<uint8_t> batches, const append
         const int64_t base = be64s(p);
         s.index_batch({s.size_bytes + pos, n, base, base + be32s(p + 23), be64s(p + proto::batch_max_timestamp_offset)},
                       cfg_.index_interval_bytes);
+        track_producer(batches.subspan(pos, n));
         pos += n;
     }
     s.size_bytes += total;
@@ -871,6 +896,9 @@ result<void, errc> log::truncate_suffix(int64_t offset) {
     if (epochs_.truncate_from_end(next_offset_)) {
         if (auto r = write_epoch_checkpoint(); !r) return fail(go_offline(r.error(), "epoch checkpoint write failed"));
     }
+    // Producer state: from the latest snapshot at or below the new end.
+    if (delete_snapshots_outside(0, next_offset_)) ++dir_generation_;
+    if (std::string detail; !rebuild_producer_state(detail)) return fail(go_offline(errc::corrupt_log, detail));
     // Durable now: a truncated suffix must not come back after a power cut.
     if (auto r = sync(); !r) return r;
     if (listener_) return listener_->checkpoint_offsets();
@@ -895,15 +923,20 @@ result<void, errc> log::truncate_prefix(int64_t new_start) {
     if (listener_) {
         if (auto r = listener_->checkpoint_offsets(); !r) return r;
     }
+    bool deleted = false;
     while (segments_.size() > 1 && segments_[1]->base_offset <= start_offset_) {
         delete_segment_files(*segments_.front());
         segments_.erase(segments_.begin());
+        deleted = true;
     }
+    // Snapshots older than the first segment go with the segments.
+    if (deleted) (void)delete_snapshots_outside(segments_.front()->base_offset, INT64_MAX);
     return {};
 }
 
 result<int, errc> log::apply_retention(int64_t now_ms) {
     if (offline_) return fail(errc::log_offline);
+    if (!cfg_.delete_) return 0;  // cleanup.policy=compact only
     int deleted = 0;
     int64_t total = size_bytes();
     while (segments_.size() > 1) {
@@ -980,12 +1013,13 @@ result<void, errc> log::sync() {
     sync_work w = pending_sync();
     if (offline_) return fail(errc::log_offline);
     for (auto& it : w.files) {
+        if (test_faults_.skip_fsync) break;  // negative control (tests only)
         if (auto r = it.f->sync(); !r) {
             on_sync_failed(r.error());
             return r;
         }
     }
-    if (w.dir_sync) {
+    if (w.dir_sync && !test_faults_.skip_dir_sync) {
         if (auto r = fs_.sync_dir(w.dir); !r) {
             on_sync_failed(r.error());
             return r;
@@ -1006,6 +1040,7 @@ result<void, errc> log::flush_all() {
             }
         }
     }
+    write_producer_snapshot(true);
     return sync();
 }
 

@@ -23,6 +23,7 @@
 // on_synced() must run back on the shard.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -32,8 +33,10 @@
 
 #include "base/bytes.h"
 #include "storage/checkpoint.h"
+#include "storage/compaction.h"
 #include "storage/epoch_history.h"
 #include "storage/file_cache.h"
+#include "storage/producer_state.h"
 #include "storage/segment.h"
 
 namespace fjord::storage {
@@ -47,6 +50,19 @@ struct log_config {
     bool log_append_time = false;                          // message.timestamp.type=LogAppendTime
     int64_t retention_ms = int64_t{7} * 24 * 3600 * 1000;  // retention.ms, -1: forever
     int64_t retention_bytes = -1;                          // retention.bytes, -1: unbounded
+    // cleanup.policy: "delete" (delete_), "compact" (compact), or both.
+    bool compact = false;
+    bool delete_ = true;                                      // retention.ms/bytes apply
+    int64_t delete_retention_ms = int64_t{24} * 3600 * 1000;  // delete.retention.ms
+    double min_cleanable_dirty_ratio = 0.5;                   // min.cleanable.dirty.ratio
+    int64_t min_compaction_lag_ms = 0;                        // min.compaction.lag.ms
+};
+
+// Test-only: break durability on purpose (the power-loss test's negative
+// control must catch it). Never set outside tests.
+struct durability_test_faults {
+    bool skip_fsync = false;     // sync() reports files synced without fsyncing them
+    bool skip_dir_sync = false;  // sync() skips the directory fsync after creating a segment
 };
 
 struct append_options {
@@ -176,8 +192,26 @@ public:
     void on_sync_failed(errc e);
     result<void, errc> sync();  // pending_sync, inline fsyncs, on_synced
 
-    // Flushes index files and syncs everything; the log stays usable.
+    // Flushes index files and syncs everything, and writes a producer state
+    // snapshot at the log end (durably); the log stays usable.
     result<void, errc> flush_all();
+
+    // Compaction (cleanup.policy=compact; compaction.h). plan (shard) ->
+    // compactor::run (any thread) -> install (shard). Only segments wholly
+    // below min(durable_offset(), max_offset) are cleaned. `force` ignores
+    // min.cleanable.dirty.ratio.
+    std::optional<compaction_plan> plan_compaction(int64_t now_ms, int64_t max_offset = INT64_MAX, bool force = false);
+    result<compaction_stats, errc> install_compaction(const compaction_plan& plan, compaction_result& res);
+    // The three steps inline.
+    result<compaction_stats, errc> compact(int64_t now_ms, compactor& c, int64_t max_offset = INT64_MAX,
+                                           bool force = false);
+    // Where the next cleaning starts (the cleaner checkpoint, in memory).
+    int64_t first_dirty_offset() const { return std::max(cleaner_checkpoint_, start_offset_); }
+
+    // Idempotent/transactional producers seen in this log (producer_state.h).
+    const producer_state& producers() const { return producers_; }
+
+    void set_durability_test_faults(durability_test_faults f) { test_faults_ = f; }
     // Drops the in-memory indexes of inactive segments (idle partitions).
     void release_memory();
 
@@ -197,6 +231,15 @@ private:
     log(file_cache& files, std::string dir, topic_partition tp, log_config cfg);
 
     std::string path_of(const segment& s, std::string_view ext) const;
+    std::string path_of_base(int64_t base, std::string_view ext) const {
+        return dir_ + "/" + segment_file_name(base, ext);
+    }
+    // Producer state (producer_state.cc).
+    void track_producer(std::span<const uint8_t> batch);
+    result<void, errc> rebuild_producer_state(std::string& detail);
+    void write_producer_snapshot(bool durable);
+    // Removes snapshots below `lo` or above `hi`; returns whether any went.
+    bool delete_snapshots_outside(int64_t lo, int64_t hi);
     result<std::shared_ptr<file>, errc> log_file(segment& s);
     size_t segment_index_for(int64_t offset) const;
     segment& active() { return *segments_.back(); }
@@ -233,6 +276,11 @@ private:
     uint64_t dir_generation_ = 0;  // bumped by file creations/deletions
     uint64_t dir_synced_generation_ = 0;
     bool offline_ = false;
+    int64_t cleaner_checkpoint_ = 0;                // first dirty offset (compaction)
+    int64_t next_tombstone_expiry_ms_ = INT64_MAX;  // a cleaning can drop a tombstone then
+    producer_state producers_;
+    int64_t last_snapshot_offset_ = -1;
+    durability_test_faults test_faults_;
     std::string offline_detail_;
     std::string offline_detail_scratch_;  // the last failed scan's problem
 };

@@ -10,6 +10,7 @@
 #include <map>
 #include <random>
 
+#include <gtest/gtest-spi.h>
 #include <gtest/gtest.h>
 
 #include "protocol/record_batch.h"
@@ -193,7 +194,7 @@ TEST(storage_model, random_operations_match_the_model) {
     }
 }
 
-void run_power_loss(uint64_t seed, int& cuts) {
+void run_power_loss(uint64_t seed, int& cuts, durability_test_faults faults = {}) {
     std::mt19937_64 rng(seed);
     sim_file_system fs(seed * 7 + 1);
     fs.tear_granularity = 1 + rng() % 700;
@@ -219,6 +220,7 @@ void run_power_loss(uint64_t seed, int& cuts) {
         ASSERT_TRUE((*m)->offline().empty()) << (*m)->offline().begin()->second << " seed " << seed;
         log* l = (*m)->get(tp);
         ASSERT_TRUE(l);
+        l->set_durability_test_faults(faults);
         // What came back: every acked batch, then only batches that were appended there.
         auto got = read_all(*l, l->start_offset());
         ASSERT_GE(got.size(), acked.size()) << "seed " << seed << " round " << round;
@@ -232,6 +234,9 @@ void run_power_loss(uint64_t seed, int& cuts) {
             for (auto it = lo; it != hi; ++it) known = known || it->second == got[i].bytes;
             ASSERT_TRUE(known) << "seed " << seed << " round " << round << ": unknown batch at " << got[i].base;
         }
+        // No hole: the log end is right after the last batch served.
+        ASSERT_EQ(got.empty() ? l->start_offset() : got.back().last + 1, l->end_offset())
+            << "seed " << seed << " round " << round << ": the log end jumped over lost offsets";
         model = got;
         const int steps = 1 + static_cast<int>(rng() % 40);
         for (int step = 0; step < steps; ++step) {
@@ -281,6 +286,31 @@ TEST(storage_power_loss, acknowledged_batches_survive_random_cuts) {
         }
     }
     std::printf("[ measure  ] %d power cuts survived\n", cuts);
+}
+
+// The negative control: with durability broken on purpose the power-loss
+// test must fail. Its failures are intercepted and counted here.
+int power_loss_failures(durability_test_faults faults) {
+    ::testing::TestPartResultArray results;
+    {
+        ::testing::ScopedFakeTestPartResultReporter intercept(
+            ::testing::ScopedFakeTestPartResultReporter::INTERCEPT_ONLY_CURRENT_THREAD, &results);
+        int cuts = 0;
+        for (uint64_t seed = 1; seed <= 150; ++seed) run_power_loss(seed, cuts, faults);
+    }
+    return results.size();
+}
+
+TEST(storage_power_loss, negative_control_skipped_fsync_is_caught) {
+    const int failures = power_loss_failures({.skip_fsync = true});
+    std::printf("[ measure  ] skipped fsync: %d failures in 150 seeds\n", failures);
+    EXPECT_GT(failures, 0) << "the power-loss test did not notice fsyncs being skipped";
+}
+
+TEST(storage_power_loss, negative_control_skipped_dir_sync_is_caught) {
+    const int failures = power_loss_failures({.skip_dir_sync = true});
+    std::printf("[ measure  ] skipped directory fsync: %d failures in 150 seeds\n", failures);
+    EXPECT_GT(failures, 0) << "the power-loss test did not notice directory fsyncs being skipped";
 }
 
 }  // namespace

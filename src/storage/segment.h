@@ -16,6 +16,7 @@
 // Single-threaded: the owning shard.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <span>
 #include <string>
@@ -52,6 +53,13 @@ struct batch_info {
     int64_t max_timestamp = no_timestamp;
 };
 
+// A process-wide unique number per segment object: compaction checks that the
+// segments it cleaned are still the ones in the log before swapping.
+inline uint64_t next_segment_serial() {
+    static std::atomic<uint64_t> n{0};
+    return n.fetch_add(1, std::memory_order_relaxed) + 1;
+}
+
 class segment {
 public:
     explicit segment(int64_t base) : base_offset(base), next_offset(base) {}
@@ -59,6 +67,7 @@ public:
     segment& operator=(const segment&) = delete;
 
     const int64_t base_offset;
+    const uint64_t serial = next_segment_serial();
     uint64_t size_bytes = 0;    // bytes of whole, validated batches: the authoritative end
     uint64_t synced_bytes = 0;  // prefix known durable
     bool truncate_unsynced = false;

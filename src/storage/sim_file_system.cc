@@ -203,13 +203,29 @@ void sim_file_system::power_cut() {
     ++generation_;
     std::uniform_int_distribution<int> coin(0, 1);
     // The namespace: durable entries, and each un-synced change kept or not.
+    // A rename of a durable file is one journaled metadata operation (ext4,
+    // XFS; Kafka's segment swap relies on it): after the cut the file has its
+    // old name or its new one, never neither nor both.
     std::map<key, std::shared_ptr<node>> names = durable_;
+    std::map<const node*, key> durable_name;
+    for (const auto& [p, n] : durable_) durable_name.emplace(n.get(), p);
+    std::set<key> renamed_from;
     for (const auto& [p, n] : names_) {
         auto d = durable_.find(p);
-        if ((d == durable_.end() || d->second != n) && coin(rng_)) names[p] = n;
+        if (d != durable_.end() && d->second == n) continue;
+        auto src = durable_name.find(n.get());
+        if (src != durable_name.end() && src->second != p && !names_.count(src->second)) {
+            renamed_from.insert(src->second);
+            if (coin(rng_)) {
+                names[p] = n;
+                names.erase(src->second);
+            }
+            continue;
+        }
+        if (coin(rng_)) names[p] = n;
     }
     for (const auto& [p, n] : durable_) {
-        if (!names_.count(p) && coin(rng_)) names.erase(p);
+        if (!names_.count(p) && !renamed_from.count(p) && coin(rng_)) names.erase(p);
     }
     // The contents: durable bytes plus a random subset of the later operations.
     std::set<node*> done;

@@ -6,8 +6,10 @@
 // each un-synced write is independently kept, torn (a prefix of it, rounded
 // to `tear_granularity`, kept) or lost, each un-synced truncate kept or lost,
 // and each name created, renamed or removed since its directory's last
-// sync_dir() is kept or reverted. Handles opened before the cut fail with
-// io_error afterwards (the process that held them is gone).
+// sync_dir() is kept or reverted (a rename as a whole: the file keeps its old
+// or its new name, as journaling file systems guarantee). Handles opened
+// before the cut fail with io_error afterwards (the process that held them
+// is gone).
 //
 // Faults: set_capacity() makes writes beyond a total size fail with no_space
 // (after writing what fits, as a short write does); fail_next() fails the

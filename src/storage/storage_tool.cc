@@ -3,6 +3,10 @@
 //
 //   storage_tool write DIR TOPIC PARTITION RECORDS PER_BATCH VALUE_BYTES SEGMENT_BYTES
 //       creates DIR (a log dir) with one partition and appends, then shuts down cleanly
+//   storage_tool write-compacted DIR TOPIC PARTITION RECORDS PER_BATCH KEYS SEGMENT_BYTES
+//       the same with cleanup.policy=compact: keyed records (some tombstones)
+//       from three idempotent producers and plain ones, then cleans the log,
+//       shuts down cleanly, prints "records R kept K segments S"
 //   storage_tool dump PARTITION_DIR [--values]
 //       opens a partition directory (recovering it), reads every batch, prints
 //       "batches B records R start S end E" (and every record value with --values)
@@ -27,6 +31,7 @@ namespace {
 int usage() {
     std::fprintf(stderr,
                  "usage: storage_tool write DIR TOPIC PARTITION RECORDS PER_BATCH VALUE_BYTES SEGMENT_BYTES\n"
+                 "       storage_tool write-compacted DIR TOPIC PARTITION RECORDS PER_BATCH KEYS SEGMENT_BYTES\n"
                  "       storage_tool dump PARTITION_DIR [--values]\n"
                  "       storage_tool crash-writer DIR\n");
     return 2;
@@ -141,12 +146,68 @@ int cmd_crash_writer(char** argv) {
     }
 }
 
+int cmd_write_compacted(char** argv) {
+    log_manager_config mc;
+    mc.dir = argv[0];
+    const topic_partition tp{argv[1], std::atoi(argv[2])};
+    const long records = std::atol(argv[3]), per_batch = std::atol(argv[4]), keys = std::atol(argv[5]);
+    mc.defaults.segment_bytes = std::strtoull(argv[6], nullptr, 10);
+    mc.defaults.compact = true;
+    mc.defaults.delete_ = false;
+    auto m = log_manager::open(posix_file_system(), mc, 0);
+    if (!m) return std::fprintf(stderr, "open %s: %s\n", argv[0], describe(m.error())), 1;
+    auto l = (*m)->create_log(tp, mc.defaults, nullptr);
+    if (!l) return std::fprintf(stderr, "create: %s\n", describe(l.error())), 1;
+    long written = 0;
+    int32_t seq[3] = {0, 0, 0};
+    std::string key, value;
+    while (written < records) {
+        const int n = static_cast<int>(std::min(per_batch, records - written));
+        const long batch = written / per_batch;
+        protocol::batch_options o;
+        o.compression = batch % 3 == 0 ? protocol::codec::none : protocol::codec::lz4;
+        if (batch % 2 == 0) {
+            const int p = static_cast<int>(batch / 2 % 3);
+            o.producer_id = 1000 + p;
+            o.producer_epoch = 0;
+            o.base_sequence = seq[p];
+            seq[p] += n;
+        }
+        protocol::batch_builder b(o);
+        for (int i = 0; i < n; ++i) {
+            const long r = written + i;
+            key = "key-" + std::to_string((r * 7919) % keys);
+            value = "value-" + std::to_string(r);
+            const auto k = std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(key.data()), key.size());
+            protocol::nullable_bytes v;
+            if (r % 11 != 0) v = std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(value.data()), value.size());
+            b.add(1700000000000 + r, k, v);
+        }
+        auto built = b.build();
+        if (!built) return std::fprintf(stderr, "build failed\n"), 1;
+        auto r = (*l)->append(*built, {.now_ms = 1700000000000});
+        if (!r) return std::fprintf(stderr, "append: %s\n", describe(r.error())), 1;
+        written += n;
+    }
+    if (auto r = (*l)->roll(1700000000000); !r) return std::fprintf(stderr, "roll: %s\n", describe(r.error())), 1;
+    if (auto r = (*l)->sync(); !r) return std::fprintf(stderr, "sync: %s\n", describe(r.error())), 1;
+    compactor c(posix_file_system(), size_t{1} << 20);
+    auto st = (*l)->compact(1700000000000, c);
+    if (!st) return std::fprintf(stderr, "compact: %s %s\n", describe(st.error()), (*l)->offline_detail().c_str()), 1;
+    const uint64_t kept = st->records_read - st->records_dropped;
+    if (auto r = (*m)->shutdown(); !r) return std::fprintf(stderr, "shutdown: %s\n", describe(r.error())), 1;
+    std::printf("records %ld kept %lu segments %zu\n", written, static_cast<unsigned long>(kept),
+                (*l)->segment_count());
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     if (argc < 3) return usage();
     const std::string cmd = argv[1];
     if (cmd == "write" && argc == 9) return cmd_write(argv + 2);
+    if (cmd == "write-compacted" && argc == 9) return cmd_write_compacted(argv + 2);
     if (cmd == "dump") return cmd_dump(argc - 2, argv + 2);
     if (cmd == "crash-writer") return cmd_crash_writer(argv + 2);
     return usage();
