@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "base/assert.h"
+#include "base/endian.h"
 #include "protocol/crc32c.h"
 #include "protocol/record_batch.h"
 #include "storage/log.h"
@@ -97,8 +98,7 @@ public:
             uint8_t head[proto::batch_log_overhead];
             if (left < proto::batch_header_size) return bad(e, detail, "partial batch at the end");
             if (auto r = read_exact(f_, chunk_pos_, head); !r) return io(e, detail, r.error());
-            const int32_t length = static_cast<int32_t>((uint32_t{head[8]} << 24) | (uint32_t{head[9]} << 16) |
-                                                        (uint32_t{head[10]} << 8) | head[11]);
+            const int32_t length = load_be<int32_t>(head + proto::batch_length_offset);
             if (length < static_cast<int32_t>(proto::batch_header_size - proto::batch_log_overhead))
                 return bad(e, detail, fmt::format("batch length {}", length));
             const uint64_t need = proto::batch_log_overhead + static_cast<uint64_t>(length);

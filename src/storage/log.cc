@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "base/assert.h"
+#include "base/endian.h"
 #include "protocol/crc32c.h"
 #include "protocol/record_batch.h"
 
@@ -14,16 +15,6 @@ namespace fjord::storage {
 namespace proto = fjord::protocol;
 
 namespace {
-
-uint32_t be32(const uint8_t* p) {
-    return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | p[3];
-}
-int64_t be64s(const uint8_t* p) {
-    return static_cast<int64_t>((uint64_t{be32(p)} << 32) | be32(p + 4));
-}
-int32_t be32s(const uint8_t* p) {
-    return static_cast<int32_t>(be32(p));
-}
 
 constexpr size_t scan_chunk_bytes = 1 << 20;
 // The smallest batch_length: a header without records.
@@ -172,7 +163,7 @@ log::scan_outcome log::scan(segment& s, uint64_t from, int64_t expected_next, bo
             out.problem = fmt::format("{}: read at {} failed", where, left_at);
             return out;
         }
-        const int32_t length = be32s(head + proto::batch_length_offset);
+        const int32_t length = load_be<int32_t>(head + proto::batch_length_offset);
         if (length < min_batch_length) {
             problem(left_at, fmt::format("batch length {}", length));
             return out;
@@ -190,7 +181,11 @@ log::scan_outcome log::scan(segment& s, uint64_t from, int64_t expected_next, bo
 
 namespace {
 // The bytes of a small file, empty if it does not exist.
-result<std::vector<uint8_t>, errc> read_index_file(file_system& fs, const std::string& path, bool& exists) {
+// An index file's bytes. One larger than `max_size` is not read at all (an
+// attacker or a corrupt size must not pick the allocation): it counts as
+// missing, and the index is rebuilt from the log.
+result<std::vector<uint8_t>, errc> read_index_file(file_system& fs, const std::string& path, uint64_t max_size,
+                                                   bool& exists) {
     exists = false;
     auto f = fs.open(path, open_mode::read_only);
     if (!f) {
@@ -200,6 +195,10 @@ result<std::vector<uint8_t>, errc> read_index_file(file_system& fs, const std::s
     exists = true;
     auto size = (*f)->size();
     if (!size) return fail(size.error());
+    if (*size > max_size) {
+        exists = false;
+        return std::vector<uint8_t>{};
+    }
     std::vector<uint8_t> bytes(*size);
     if (auto r = read_exact(**f, 0, bytes); !r) return fail(r.error());
     return bytes;
@@ -209,9 +208,11 @@ result<std::vector<uint8_t>, errc> read_index_file(file_system& fs, const std::s
 result<void, errc> log::load_indexes(segment& s) {
     if (s.indexes_loaded) return {};
     bool index_exists = false, time_exists = false;
-    auto ib = read_index_file(fs_, path_of(s, ".index"), index_exists);
+    // Kafka preallocates active indexes to segment.index.bytes (10 MiB).
+    const uint64_t max_index = std::max<uint64_t>(cfg_.segment_index_bytes, uint64_t{10} << 20);
+    auto ib = read_index_file(fs_, path_of(s, ".index"), max_index, index_exists);
     if (!ib) return fail(ib.error());
-    auto tb = read_index_file(fs_, path_of(s, ".timeindex"), time_exists);
+    auto tb = read_index_file(fs_, path_of(s, ".timeindex"), max_index, time_exists);
     if (!tb) return fail(tb.error());
     s.indexes_loaded = true;
     s.next_offset = s.base_offset;
@@ -232,7 +233,8 @@ result<void, errc> log::load_indexes(segment& s) {
         } else if (auto r = read_exact(**f, static_cast<uint64_t>(e.position), head); !r) {
             return fail(r.error());
         } else {
-            ok = be64s(head) + be32s(head + 23) == s.base_offset + e.relative_offset && head[16] == 2;
+            ok = load_be<int64_t>(head) + load_be<int32_t>(head + 23) == s.base_offset + e.relative_offset &&
+                 head[16] == 2;
         }
     }
     if (ok && !s.times.empty() && s.times.back().relative_offset > INT32_MAX - 1) ok = false;
@@ -330,14 +332,14 @@ result<uint64_t, errc> log::find_batch(segment& s, int64_t offset, int64_t* batc
                 break;
             }
             if (auto r = read_exact(**f, pos, head); !r) return fail(r.error());
-            const int32_t length = be32s(head + proto::batch_length_offset);
+            const int32_t length = load_be<int32_t>(head + proto::batch_length_offset);
             if (head[16] != 2 || length < min_batch_length ||
                 static_cast<uint64_t>(length) + proto::batch_log_overhead > s.size_bytes - pos) {
                 stale_index = true;
                 break;
             }
-            const int64_t base = be64s(head);
-            const int64_t last = base + be32s(head + 23);
+            const int64_t base = load_be<int64_t>(head);
+            const int64_t last = base + load_be<int32_t>(head + 23);
             if (from_entry) {
                 // The entry must name this batch.
                 auto it =
@@ -640,32 +642,33 @@ result<append_result, errc> log::append(std::span<uint8_t> batches, const append
     int64_t next = next_offset_;
     int64_t first_offset = -1;
     int32_t latest = epochs_.latest_epoch();
-    std::optional<epoch_entry> new_epoch;
+    // Every epoch that starts in this append (a follower may receive several
+    // at once); empty, and so no allocation, in the common case.
+    std::vector<epoch_entry> new_epochs;
     size_t pos = 0;
     int batches_count = 0;
     while (pos < batches.size()) {
         const uint8_t* p = batches.data() + pos;
         const size_t left = batches.size() - pos;
         if (left < proto::batch_header_size) return fail(errc::invalid_batch);
-        const int32_t length = be32s(p + proto::batch_length_offset);
+        const int32_t length = load_be<int32_t>(p + proto::batch_length_offset);
         if (length < min_batch_length || static_cast<size_t>(length) > left - proto::batch_log_overhead || p[16] != 2)
             return fail(errc::invalid_batch);
         const size_t n = proto::batch_log_overhead + static_cast<size_t>(length);
         const uint32_t crc = proto::crc32c(
             std::span<const uint8_t>(p + proto::batch_attributes_offset, n - proto::batch_attributes_offset));
-        if (crc != be32(p + proto::batch_crc_offset)) return fail(errc::invalid_batch);
-        const int32_t last_delta = be32s(p + 23);
-        const int32_t count = be32s(p + 57);
+        if (crc != load_be<uint32_t>(p + proto::batch_crc_offset)) return fail(errc::invalid_batch);
+        const int32_t last_delta = load_be<int32_t>(p + 23);
+        const int32_t count = load_be<int32_t>(p + 57);
         if (last_delta < 0 || count < 0) return fail(errc::invalid_batch);
-        const int64_t base = opts.assign_offsets ? next : be64s(p);
+        const int64_t base = opts.assign_offsets ? next : load_be<int64_t>(p);
         if (!opts.assign_offsets) {
             if (base < next) return fail(errc::offset_regression);
-            const int32_t epoch = be32s(p + 12);
+            const int32_t epoch = load_be<int32_t>(p + 12);
             if (epoch >= 0) {
                 if (epoch < latest) return fail(errc::epoch_regression);
                 if (epoch > latest) {
-                    if (!new_epoch) new_epoch = epoch_entry{epoch, base};
-                    new_epoch->epoch = epoch;  // several new epochs in one append: the last wins
+                    new_epochs.push_back(epoch_entry{epoch, base});
                     latest = epoch;
                 }
             }
@@ -679,7 +682,7 @@ result<append_result, errc> log::append(std::span<uint8_t> batches, const append
     if (batches_count == 0) return fail(errc::invalid_batch);
     if (opts.assign_offsets && opts.leader_epoch >= 0) {
         if (opts.leader_epoch < latest) return fail(errc::epoch_regression);
-        if (opts.leader_epoch > latest) new_epoch = epoch_entry{opts.leader_epoch, first_offset};
+        if (opts.leader_epoch > latest) new_epochs.push_back(epoch_entry{opts.leader_epoch, first_offset});
     }
     const uint64_t total = batches.size();
     if (total > max_segment_position) return fail(errc::invalid_batch);
@@ -690,9 +693,9 @@ result<append_result, errc> log::append(std::span<uint8_t> batches, const append
     segment& s = active();
     // The epoch history is written before the data (as Kafka does when a
     // leader is elected): an epoch entry without batches is harmless.
-    if (new_epoch) {
+    if (!new_epochs.empty()) {
         epoch_history before = epochs_;
-        epochs_.assign(new_epoch->epoch, new_epoch->start_offset);
+        for (const auto& e : new_epochs) epochs_.assign(e.epoch, e.start_offset);
         if (auto r = write_epoch_checkpoint(); !r) {
             epochs_ = std::move(before);
             return fail(r.error());
@@ -704,7 +707,8 @@ result<append_result, errc> log::append(std::span<uint8_t> batches, const append
     if (opts.assign_offsets) {
         int64_t o = next_offset_;
         for (pos = 0; pos < batches.size();) {
-            const size_t n = proto::batch_log_overhead + be32(batches.data() + pos + proto::batch_length_offset);
+            const size_t n =
+                proto::batch_log_overhead + load_be<uint32_t>(batches.data() + pos + proto::batch_length_offset);
             auto one = batches.subspan(pos, n);
             proto::set_base_offset(one, o);
             if (opts.leader_epoch >= 0) proto::set_partition_leader_epoch(one, opts.leader_epoch);
@@ -712,7 +716,7 @@ result<append_result, errc> log::append(std::span<uint8_t> batches, const append
                 proto::set_log_append_time(one, opts.now_ms);
                 append_time = opts.now_ms;
             }
-            o += be32s(one.data() + 23) + 1;
+            o += load_be<int32_t>(one.data() + 23) + 1;
             pos += n;
         }
     }
@@ -728,9 +732,10 @@ result<append_result, errc> log::append(std::span<uint8_t> batches, const append
     if (s.first_append_ms < 0) s.first_append_ms = opts.now_ms;
     for (pos = 0; pos < batches.size();) {
         const uint8_t* p = batches.data() + pos;
-        const uint32_t n = proto::batch_log_overhead + be32(p + proto::batch_length_offset);
-        const int64_t base = be64s(p);
-        s.index_batch({s.size_bytes + pos, n, base, base + be32s(p + 23), be64s(p + proto::batch_max_timestamp_offset)},
+        const uint32_t n = proto::batch_log_overhead + load_be<uint32_t>(p + proto::batch_length_offset);
+        const int64_t base = load_be<int64_t>(p);
+        s.index_batch({s.size_bytes + pos, n, base, base + load_be<int32_t>(p + 23),
+                       load_be<int64_t>(p + proto::batch_max_timestamp_offset)},
                       cfg_.index_interval_bytes);
         track_producer(batches.subspan(pos, n));
         pos += n;
@@ -747,6 +752,9 @@ result<append_result, errc> log::append(std::span<uint8_t> batches, const append
 
 result<read_result, errc> log::read(int64_t offset, size_t max_bytes, int64_t max_offset) {
     if (offline_) return fail(errc::log_offline);
+    // The buffer is sized by max_bytes: never by more than max_read_bytes,
+    // whatever a fetch asks for (a first batch larger than that still goes).
+    max_bytes = std::min(max_bytes, max_read_bytes);
     if (offset < start_offset_ || offset > next_offset_) return fail(errc::offset_out_of_range);
     read_result r;
     r.next_offset = offset;

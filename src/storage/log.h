@@ -74,6 +74,10 @@ struct append_options {
     bool assign_offsets = true;
 };
 
+// The most one read() returns beyond its first batch (Kafka's fetch.max.bytes
+// default is 55 MiB).
+inline constexpr size_t max_read_bytes = size_t{64} << 20;
+
 struct append_result {
     int64_t first_offset = 0;
     int64_t last_offset = 0;

@@ -273,6 +273,32 @@ TEST(log, truncate_suffix_and_prefix_with_epochs) {
     EXPECT_EQ(l->epochs().latest_epoch(), 7);
 }
 
+TEST(log, a_follower_append_spanning_several_epochs_records_each_of_them) {
+    fixture f;
+    auto l = f.create();
+    // Batches [0,1] epoch 3, [2,3] epoch 4, [4,5] epoch 6, in one append.
+    std::vector<uint8_t> all;
+    const int32_t epochs[] = {3, 4, 6};
+    for (int i = 0; i < 3; ++i) {
+        auto b = make_batch(2, 50, i, 100);
+        protocol::set_base_offset(b, 2 * i);
+        protocol::set_partition_leader_epoch(b, epochs[i]);
+        all.insert(all.end(), b.begin(), b.end());
+    }
+    ASSERT_TRUE(l->append(all, {.now_ms = 1, .assign_offsets = false}).ok());
+    ASSERT_EQ(l->epochs().entries().size(), 3u);
+    EXPECT_EQ(l->end_offset_for_epoch(3), std::make_pair(3, int64_t{2}));
+    EXPECT_EQ(l->end_offset_for_epoch(4), std::make_pair(4, int64_t{4}));
+    EXPECT_EQ(l->end_offset_for_epoch(5), std::make_pair(4, int64_t{4}));
+    // Recovery derives the same history from the batches.
+    ASSERT_TRUE(l->sync().ok());
+    l.reset();
+    l = f.reopen(false, 0);
+    ASSERT_TRUE(l);
+    ASSERT_EQ(l->epochs().entries().size(), 3u);
+    EXPECT_EQ(l->end_offset_for_epoch(4), std::make_pair(4, int64_t{4}));
+}
+
 TEST(log, retention_by_bytes_and_time) {
     fixture f;
     f.cfg.segment_bytes = 2000;

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "base/assert.h"
+#include "base/endian.h"
 
 namespace fjord::storage {
 
@@ -101,12 +102,6 @@ void segment::unload_indexes() {
 }
 
 namespace {
-uint32_t be32(const uint8_t* p) {
-    return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | p[3];
-}
-uint64_t be64(const uint8_t* p) {
-    return (uint64_t{be32(p)} << 32) | be32(p + 4);
-}
 void put32(std::vector<uint8_t>& out, uint32_t v) {
     for (int s = 24; s >= 0; s -= 8) out.push_back(static_cast<uint8_t>(v >> s));
 }
@@ -121,7 +116,8 @@ bool decode_offset_index(std::span<const uint8_t> bytes, uint64_t log_size, std:
     if (bytes.size() % offset_index_entry_size != 0) return false;
     out.reserve(bytes.size() / offset_index_entry_size);
     for (size_t i = 0; i < bytes.size(); i += offset_index_entry_size) {
-        offset_index_entry e{static_cast<int32_t>(be32(&bytes[i])), static_cast<int32_t>(be32(&bytes[i + 4]))};
+        offset_index_entry e{static_cast<int32_t>(load_be<uint32_t>(&bytes[i])),
+                             static_cast<int32_t>(load_be<uint32_t>(&bytes[i + 4]))};
         // Kafka's first entry comes after index.interval.bytes: position > 0.
         if (e.relative_offset < 0 || e.position <= 0 || static_cast<uint64_t>(e.position) >= log_size) return false;
         if (!out.empty() && (e.relative_offset <= out.back().relative_offset || e.position <= out.back().position))
@@ -136,7 +132,8 @@ bool decode_time_index(std::span<const uint8_t> bytes, std::vector<time_index_en
     if (bytes.size() % time_index_entry_size != 0) return false;
     out.reserve(bytes.size() / time_index_entry_size);
     for (size_t i = 0; i < bytes.size(); i += time_index_entry_size) {
-        time_index_entry e{static_cast<int64_t>(be64(&bytes[i])), static_cast<int32_t>(be32(&bytes[i + 8]))};
+        time_index_entry e{static_cast<int64_t>(load_be<uint64_t>(&bytes[i])),
+                           static_cast<int32_t>(load_be<uint32_t>(&bytes[i + 8]))};
         if (e.relative_offset < 0 || e.timestamp < 0) return false;
         if (!out.empty() && (e.timestamp <= out.back().timestamp || e.relative_offset < out.back().relative_offset))
             return false;
