@@ -4,6 +4,7 @@
 
 #include "base/assert.h"
 #include "protocol/crc32c.h"
+#include "protocol/varint.h"
 
 namespace fjord::protocol {
 
@@ -290,44 +291,19 @@ result<control_record, batch_errc> parse_control_record(const record_view& r) {
 
 namespace {
 
-size_t uvarint_bytes(uint64_t v) {
-    size_t n = 1;
-    while (v >= 0x80) {
-        v >>= 7;
-        ++n;
-    }
-    return n;
-}
-uint64_t zigzag(int64_t v) {
-    return (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63);
-}
-size_t varint_bytes(int64_t v) {
-    return uvarint_bytes(zigzag(v));
-}
-
-void put_uvar(std::vector<uint8_t>& out, uint64_t v) {
-    while (v >= 0x80) {
-        out.push_back(static_cast<uint8_t>(v | 0x80));
-        v >>= 7;
-    }
-    out.push_back(static_cast<uint8_t>(v));
-}
-void put_var(std::vector<uint8_t>& out, int64_t v) {
-    put_uvar(out, zigzag(v));
-}
 void put_raw(std::vector<uint8_t>& out, const void* p, size_t n) {
     auto b = static_cast<const uint8_t*>(p);
     out.insert(out.end(), b, b + n);
 }
 size_t nullable_bytes_size(const nullable_bytes& b) {
-    return b ? varint_bytes(static_cast<int64_t>(b->size())) + b->size() : 1;
+    return b ? varint_size(static_cast<int64_t>(b->size())) + b->size() : 1;
 }
 void put_nullable(std::vector<uint8_t>& out, const nullable_bytes& b) {
     if (!b) {
-        put_var(out, -1);
+        put_varint(out, -1);
         return;
     }
-    put_var(out, static_cast<int64_t>(b->size()));
+    put_varint(out, static_cast<int64_t>(b->size()));
     put_raw(out, b->data(), b->size());
 }
 
@@ -338,21 +314,21 @@ void batch_builder::add(int64_t timestamp_ms, nullable_bytes key, nullable_bytes
     if (count_ == 0) base_timestamp_ = timestamp_ms;
     max_timestamp_ = count_ == 0 ? timestamp_ms : std::max(max_timestamp_, timestamp_ms);
     const int64_t ts_delta = timestamp_ms - base_timestamp_;
-    size_t body = 1 + varint_bytes(ts_delta) + varint_bytes(count_) + nullable_bytes_size(key) +
-                  nullable_bytes_size(value) + varint_bytes(static_cast<int64_t>(headers.size()));
+    size_t body = 1 + varint_size(ts_delta) + varint_size(count_) + nullable_bytes_size(key) +
+                  nullable_bytes_size(value) + varint_size(static_cast<int64_t>(headers.size()));
     for (const header_in& h : headers) {
-        body += varint_bytes(static_cast<int64_t>(h.key.size())) + h.key.size() + nullable_bytes_size(h.value);
+        body += varint_size(static_cast<int64_t>(h.key.size())) + h.key.size() + nullable_bytes_size(h.value);
     }
-    put_var(payload_, static_cast<int64_t>(body));
+    put_varint(payload_, static_cast<int64_t>(body));
     const size_t start = payload_.size();
     payload_.push_back(0);  // record attributes: unused
-    put_var(payload_, ts_delta);
-    put_var(payload_, count_);
+    put_varint(payload_, ts_delta);
+    put_varint(payload_, count_);
     put_nullable(payload_, key);
     put_nullable(payload_, value);
-    put_var(payload_, static_cast<int64_t>(headers.size()));
+    put_varint(payload_, static_cast<int64_t>(headers.size()));
     for (const header_in& h : headers) {
-        put_var(payload_, static_cast<int64_t>(h.key.size()));
+        put_varint(payload_, static_cast<int64_t>(h.key.size()));
         put_raw(payload_, h.key.data(), h.key.size());
         put_nullable(payload_, h.value);
     }

@@ -252,14 +252,4 @@ private:
     errc error_ = errc::ok;
 };
 
-// Number of bytes uvarint(v) writes.
-inline size_t uvarint_size(uint32_t v) {
-    size_t n = 1;
-    while (v >= 0x80) {
-        v >>= 7;
-        ++n;
-    }
-    return n;
-}
-
 }  // namespace fjord::protocol

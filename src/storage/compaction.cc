@@ -10,6 +10,7 @@
 #include "base/endian.h"
 #include "protocol/crc32c.h"
 #include "protocol/record_batch.h"
+#include "protocol/varint.h"
 #include "storage/log.h"
 
 namespace fjord::storage {
@@ -39,29 +40,6 @@ uint64_t load_le64(const uint8_t* p, size_t n) {
     return v;
 }
 
-void put_uvarint(std::vector<uint8_t>& out, uint64_t v) {
-    while (v >= 0x80) {
-        out.push_back(static_cast<uint8_t>(v | 0x80));
-        v >>= 7;
-    }
-    out.push_back(static_cast<uint8_t>(v));
-}
-size_t uvarint_bytes(uint64_t v) {
-    size_t n = 1;
-    while (v >= 0x80) {
-        v >>= 7;
-        ++n;
-    }
-    return n;
-}
-uint64_t zigzag(int64_t v) {
-    return (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63);
-}
-template <typename T>
-void put_be(uint8_t* p, T v) {
-    auto u = static_cast<std::make_unsigned_t<T>>(v);
-    for (size_t i = 0; i < sizeof(T); ++i) p[i] = static_cast<uint8_t>(u >> (8 * (sizeof(T) - 1 - i)));
-}
 int64_t wrapping_add(int64_t a, int64_t b) {
     return static_cast<int64_t>(static_cast<uint64_t>(a) + static_cast<uint64_t>(b));
 }
@@ -447,22 +425,23 @@ result<compaction_result, errc> compactor::run(const compaction_plan& plan, std:
                             static_cast<int64_t>(static_cast<uint64_t>(ts) - static_cast<uint64_t>(base_ts));
                         const int64_t klen = r.key ? static_cast<int64_t>(r.key->size()) : -1;
                         const int64_t vlen = r.value ? static_cast<int64_t>(r.value->size()) : -1;
-                        const size_t body = 1 + uvarint_bytes(zigzag(ts_delta)) +
-                                            uvarint_bytes(zigzag(r.offset_delta)) + uvarint_bytes(zigzag(klen)) +
-                                            (klen > 0 ? static_cast<size_t>(klen) : 0) + uvarint_bytes(zigzag(vlen)) +
-                                            (vlen > 0 ? static_cast<size_t>(vlen) : 0) +
-                                            uvarint_bytes(zigzag(r.header_count)) + r.header_bytes.size();
+                        const size_t body =
+                            1 + proto::uvarint_size(proto::zigzag(ts_delta)) +
+                            proto::uvarint_size(proto::zigzag(r.offset_delta)) +
+                            proto::uvarint_size(proto::zigzag(klen)) + (klen > 0 ? static_cast<size_t>(klen) : 0) +
+                            proto::uvarint_size(proto::zigzag(vlen)) + (vlen > 0 ? static_cast<size_t>(vlen) : 0) +
+                            proto::uvarint_size(proto::zigzag(r.header_count)) + r.header_bytes.size();
                         const size_t before = payload_.size();
-                        put_uvarint(payload_, zigzag(static_cast<int64_t>(body)));
+                        proto::put_uvarint(payload_, proto::zigzag(static_cast<int64_t>(body)));
                         const size_t body_start = payload_.size();
                         payload_.push_back(static_cast<uint8_t>(r.attributes));
-                        put_uvarint(payload_, zigzag(ts_delta));
-                        put_uvarint(payload_, zigzag(r.offset_delta));
-                        put_uvarint(payload_, zigzag(klen));
+                        proto::put_uvarint(payload_, proto::zigzag(ts_delta));
+                        proto::put_uvarint(payload_, proto::zigzag(r.offset_delta));
+                        proto::put_uvarint(payload_, proto::zigzag(klen));
                         if (r.key) payload_.insert(payload_.end(), r.key->begin(), r.key->end());
-                        put_uvarint(payload_, zigzag(vlen));
+                        proto::put_uvarint(payload_, proto::zigzag(vlen));
                         if (r.value) payload_.insert(payload_.end(), r.value->begin(), r.value->end());
-                        put_uvarint(payload_, zigzag(r.header_count));
+                        proto::put_uvarint(payload_, proto::zigzag(r.header_count));
                         payload_.insert(payload_.end(), r.header_bytes.begin(), r.header_bytes.end());
                         FJORD_ASSERT(payload_.size() - body_start == body, "re-encoded record body {} != {}",
                                      payload_.size() - body_start, body);
@@ -492,21 +471,21 @@ result<compaction_result, errc> compactor::run(const compaction_plan& plan, std:
                              "rebuilt batch {} grew from {} to {} bytes", b->base_offset(), b->size(), total);
                 batch_.resize(total);
                 uint8_t* h = batch_.data();
-                put_be<int64_t>(h + 0, b->base_offset());
-                put_be<int32_t>(h + 8, static_cast<int32_t>(total - proto::batch_log_overhead));
-                put_be<int32_t>(h + 12, b->partition_leader_epoch());
+                store_be<int64_t>(h + 0, b->base_offset());
+                store_be<int32_t>(h + 8, static_cast<int32_t>(total - proto::batch_log_overhead));
+                store_be<int32_t>(h + 12, b->partition_leader_epoch());
                 h[16] = 2;
-                put_be<uint16_t>(h + 21, attrs);
-                put_be<int32_t>(h + 23, b->last_offset_delta());
-                put_be<int64_t>(h + 27, base_ts);
-                put_be<int64_t>(h + 35, max_field);
-                put_be<int64_t>(h + 43, pid);
-                put_be<int16_t>(h + 51, b->producer_epoch());
-                put_be<int32_t>(h + 53, b->base_sequence());
-                put_be<int32_t>(h + 57, kept);
+                store_be<uint16_t>(h + 21, attrs);
+                store_be<int32_t>(h + 23, b->last_offset_delta());
+                store_be<int64_t>(h + 27, base_ts);
+                store_be<int64_t>(h + 35, max_field);
+                store_be<int64_t>(h + 43, pid);
+                store_be<int16_t>(h + 51, b->producer_epoch());
+                store_be<int32_t>(h + 53, b->base_sequence());
+                store_be<int32_t>(h + 57, kept);
                 if (!records_out.empty())
                     std::memcpy(h + proto::batch_records_offset, records_out.data(), records_out.size());
-                put_be<uint32_t>(
+                store_be<uint32_t>(
                     h + 17, proto::crc32c(std::span<const uint8_t>(batch_).subspan(proto::batch_attributes_offset)));
                 ++res.stats.batches_rewritten;
                 if (auto r = emit(batch_, b->base_offset(), b->last_offset(), max_field); !r)
