@@ -501,6 +501,9 @@ TEST(log_manager, ten_thousand_partitions) {
     ASSERT_TRUE(m.ok());
     ASSERT_EQ((*m)->logs().size(), static_cast<size_t>(partitions));
     const size_t after = mallinfo2().uordblks;
+    // After a clean shutdown no partition is scanned.
+    EXPECT_TRUE((*m)->opened_clean());
+    EXPECT_TRUE((*m)->recovery_reports().empty()) << (*m)->recovery_reports().size() << " partitions were scanned";
     size_t accounted = 0;
     for (const auto& [tp, l] : (*m)->logs()) accounted += l->memory_bytes();
     const double per_partition = static_cast<double>(after - before) / partitions;
