@@ -3,6 +3,8 @@
 // fsync rounds group commit costs.
 #include "storage/durability.h"
 
+#include "storage/async_read.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -255,6 +257,60 @@ TEST_P(durability_test, truncation_fails_the_waiters_it_removed) {
     loop_.run([&] { return results[0] != 1 && results[1] != 1 && d.idle(); });
     EXPECT_EQ(results[0], 0);
     EXPECT_EQ(results[1], -ECANCELED);
+}
+
+// Reads through the io_engine return what the synchronous read returns from
+// the segment holding the offset, and never serve a stale plan.
+TEST_P(durability_test, async_reads_match_synchronous_reads_segment_by_segment) {
+    log_config cfg;
+    cfg.segment_bytes = 8 * 1024;
+    auto created = log::create(files_, (dir_ / "small-0").string(), topic_partition{"small", 0}, cfg, nullptr);
+    ASSERT_TRUE(created.ok());
+    auto lg = std::move(created).value();
+    for (int i = 0; i < 40; ++i) {
+        auto b = testing::make_batch(3, 300, static_cast<uint64_t>(i), 1000);
+        ASSERT_TRUE(lg->append(b, append_options{}).ok());
+    }
+    ASSERT_GE(lg->segment_count(), 5u);
+    auto flat = [](const read_result& r) {
+        std::vector<uint8_t> out;
+        for (const auto& c : r.chunks) out.insert(out.end(), c.data(), c.data() + c.size());
+        return out;
+    };
+    const auto post = [this](std::function<void()> f) { loop_.post(std::move(f)); };
+    for (int64_t offset = 0; offset <= lg->end_offset(); offset += 7) {
+        auto sync = lg->read(offset, 1 << 20, INT64_MAX);
+        ASSERT_TRUE(sync.ok());
+        std::optional<result<read_result, errc>> got;
+        read_async(*lg, *engine_, post, offset, 1 << 20, INT64_MAX,
+                   [&](result<read_result, errc> r) { got.emplace(std::move(r)); });
+        loop_.run([&] { return got.has_value(); });
+        ASSERT_TRUE(got->ok()) << "offset " << offset;
+        auto a = flat(got->value());
+        auto s = flat(*sync);
+        ASSERT_LE(a.size(), s.size());
+        EXPECT_TRUE(std::equal(a.begin(), a.end(), s.begin())) << "offset " << offset;
+        if (offset < lg->end_offset()) {
+            EXPECT_FALSE(a.empty()) << "offset " << offset;
+            EXPECT_GT(got->value().next_offset, offset);
+        }
+    }
+    // A plan made stale by a truncation is refused, not served.
+    auto plan = lg->plan_read(30, 1 << 20, INT64_MAX);
+    ASSERT_TRUE(plan.ok());
+    std::vector<uint8_t> bytes(plan->length);
+    ASSERT_TRUE(read_exact(*plan->f, plan->position, bytes).ok());
+    ASSERT_TRUE(lg->truncate_suffix(60).ok());
+    auto stale = lg->finish_read(*plan, shared_bytes::adopt(std::move(bytes)));
+    ASSERT_FALSE(stale.ok());
+    EXPECT_EQ(stale.error(), errc::offset_out_of_range);
+    // Out of range is an error, as in the synchronous read.
+    std::optional<result<read_result, errc>> past;
+    read_async(*lg, *engine_, post, lg->end_offset() + 1, 1024, INT64_MAX,
+               [&](result<read_result, errc> r) { past.emplace(std::move(r)); });
+    loop_.run([&] { return past.has_value(); });
+    ASSERT_FALSE(past->ok());
+    EXPECT_EQ(past->error(), errc::offset_out_of_range);
 }
 
 INSTANTIATE_TEST_SUITE_P(backends, durability_test, ::testing::Values(io_backend::io_uring, io_backend::thread_pool),

@@ -750,6 +750,62 @@ result<append_result, errc> log::append(std::span<uint8_t> batches, const append
 // ---------------------------------------------------------------------------
 // Read
 
+result<read_plan, errc> log::plan_segment(size_t i, int64_t want, size_t budget, bool first, int64_t max_offset) {
+    segment& s = *segments_[i];
+    read_plan p;
+    p.max_offset = max_offset;
+    p.generation = generation_;
+    p.segment_base = s.base_offset;
+    if (s.size_bytes == 0) return p;
+    int64_t batch_base = 0;
+    uint32_t batch_size = 0;
+    auto pos = find_batch(s, want, &batch_base, &batch_size);
+    if (!pos) return fail(pos.error());
+    if (*pos >= s.size_bytes) return p;
+    const size_t len = static_cast<size_t>(
+        std::min<uint64_t>(first ? std::max<size_t>(budget, batch_size) : budget, s.size_bytes - *pos));
+    if (len < proto::batch_header_size) return p;
+    auto f = log_file(s);
+    if (!f) return fail(f.error());
+    p.f = std::move(f).value();
+    p.position = *pos;
+    p.length = len;
+    p.expect = first ? batch_base : want;
+    return p;
+}
+
+result<size_t, errc> log::accept_chunk(const read_plan& p, shared_bytes bytes, read_result& r, bool& stop) {
+    proto::batch_splitter split(bytes);
+    size_t accepted = 0;
+    int64_t expect = p.expect;
+    const std::string where = fmt::format("{:020d}.log", p.segment_base);
+    while (auto b = split.next()) {
+        if (!b->crc_ok() || b->base_offset() < expect || b->last_offset() < b->base_offset()) {
+            return fail(go_offline(errc::corrupt_log,
+                                   fmt::format("{}/{}: position {}: batch [{}, {}] {} (expected "
+                                               "offset {})",
+                                               dir_, where, p.position + accepted, b->base_offset(), b->last_offset(),
+                                               b->crc_ok() ? "out of order" : "fails its CRC", expect)));
+        }
+        if (b->last_offset() >= p.max_offset) {
+            stop = true;
+            break;
+        }
+        accepted += b->size();
+        expect = b->last_offset() + 1;
+        r.next_offset = expect;
+    }
+    if (split.error()) {
+        return fail(go_offline(errc::corrupt_log, fmt::format("{}/{}: position {}: {}", dir_, where,
+                                                              p.position + accepted, proto::describe(*split.error()))));
+    }
+    if (accepted > 0) {
+        r.chunks.push_back(bytes.slice(0, accepted));
+        r.bytes += accepted;
+    }
+    return accepted;
+}
+
 result<read_result, errc> log::read(int64_t offset, size_t max_bytes, int64_t max_offset) {
     if (offline_) return fail(errc::log_offline);
     // The buffer is sized by max_bytes: never by more than max_read_bytes,
@@ -762,54 +818,57 @@ result<read_result, errc> log::read(int64_t offset, size_t max_bytes, int64_t ma
     bool first = true;
     int64_t want = offset;
     for (size_t i = segment_index_for(offset); i < segments_.size(); ++i) {
-        segment& s = *segments_[i];
-        if (s.size_bytes == 0) continue;
-        int64_t batch_base = 0;
-        uint32_t batch_size = 0;
-        auto pos = find_batch(s, want, &batch_base, &batch_size);
-        if (!pos) return fail(pos.error());
-        if (*pos >= s.size_bytes) continue;
         const size_t budget = max_bytes > r.bytes ? max_bytes - r.bytes : 0;
-        const size_t len = static_cast<size_t>(
-            std::min<uint64_t>(first ? std::max<size_t>(budget, batch_size) : budget, s.size_bytes - *pos));
-        if (len < proto::batch_header_size) break;
-        std::vector<uint8_t> buf(len);
-        auto f = log_file(s);
-        if (!f) return fail(f.error());
-        if (auto rr = read_exact(**f, *pos, buf); !rr) return fail(rr.error());
-        auto bytes = shared_bytes::adopt(std::move(buf));
-        proto::batch_splitter split(bytes);
-        size_t accepted = 0;
+        if (!first && budget < proto::batch_header_size) break;
+        auto p = plan_segment(i, want, budget, first, max_offset);
+        if (!p) return fail(p.error());
+        if (p->length == 0) continue;
+        std::vector<uint8_t> buf(p->length);
+        if (auto rr = read_exact(*p->f, p->position, buf); !rr) return fail(rr.error());
         bool stop = false;
-        int64_t expect = first ? batch_base : want;
-        while (auto b = split.next()) {
-            if (!b->crc_ok() || b->base_offset() < expect || b->last_offset() < b->base_offset()) {
-                return fail(
-                    go_offline(errc::corrupt_log,
-                               fmt::format("{}: position {}: batch [{}, {}] {} (expected offset {})",
-                                           path_of(s, ".log"), *pos + accepted, b->base_offset(), b->last_offset(),
-                                           b->crc_ok() ? "out of order" : "fails its CRC", expect)));
-            }
-            if (b->last_offset() >= max_offset) {
-                stop = true;
-                break;
-            }
-            accepted += b->size();
-            expect = b->last_offset() + 1;
-            r.next_offset = expect;
-            first = false;
-        }
-        if (split.error()) {
-            return fail(go_offline(errc::corrupt_log, fmt::format("{}: position {}: {}", path_of(s, ".log"),
-                                                                  *pos + accepted, proto::describe(*split.error()))));
-        }
-        if (accepted > 0) {
-            r.chunks.push_back(bytes.slice(0, accepted));
-            r.bytes += accepted;
-        }
-        if (stop || r.bytes >= max_bytes || *pos + accepted < s.size_bytes) break;
+        auto accepted = accept_chunk(*p, shared_bytes::adopt(std::move(buf)), r, stop);
+        if (!accepted) return fail(accepted.error());
+        if (*accepted > 0) first = false;
+        if (stop || r.bytes >= max_bytes || p->position + *accepted < segments_[i]->size_bytes) break;
         want = r.next_offset;
     }
+    return r;
+}
+
+result<read_plan, errc> log::plan_read(int64_t offset, size_t max_bytes, int64_t max_offset) {
+    if (offline_) return fail(errc::log_offline);
+    max_bytes = std::min(max_bytes, max_read_bytes);
+    if (offset < start_offset_ || offset > next_offset_) return fail(errc::offset_out_of_range);
+    read_plan p;
+    p.expect = p.next_offset = offset;
+    p.max_offset = max_offset;
+    p.generation = generation_;
+    if (offset == next_offset_ || offset >= max_offset) return p;
+    // Kafka serves a fetch from one segment: the first that has the offset.
+    for (size_t i = segment_index_for(offset); i < segments_.size(); ++i) {
+        auto one = plan_segment(i, offset, max_bytes, true, max_offset);
+        if (!one) return fail(one.error());
+        if (one->length > 0) {
+            one->next_offset = offset;
+            return one;
+        }
+    }
+    return p;
+}
+
+result<read_result, errc> log::finish_read(const read_plan& p, shared_bytes bytes) {
+    if (offline_) return fail(errc::log_offline);
+    read_result r;
+    r.next_offset = p.next_offset;
+    if (p.length == 0) return r;
+    // A truncation since the plan may have cut what was read: read again.
+    if (p.generation != generation_ || p.next_offset < start_offset_ || p.next_offset > next_offset_) {
+        return fail(errc::offset_out_of_range);
+    }
+    FJORD_ASSERT(bytes.size() == p.length, "read {} bytes of a planned {}", bytes.size(), p.length);
+    bool stop = false;
+    auto accepted = accept_chunk(p, std::move(bytes), r, stop);
+    if (!accepted) return fail(accepted.error());
     return r;
 }
 

@@ -90,6 +90,22 @@ struct read_result {
     int64_t next_offset = 0;  // first offset after what was returned
 };
 
+// Where the bytes of one read are: a range of one segment (Kafka serves a
+// fetch from one segment). The pread can run anywhere (read_async() in
+// durability.h runs it on the io_engine, so a read that misses the page cache
+// never blocks the shard); finish_read() then validates the bytes on the
+// shard. The plan holds the file open even if retention deletes it meanwhile.
+struct read_plan {
+    std::shared_ptr<file> f;
+    uint64_t position = 0;
+    size_t length = 0;        // 0: nothing to read
+    int64_t expect = 0;       // base offset of the first batch in the range
+    int64_t next_offset = 0;  // the offset asked for
+    int64_t max_offset = 0;
+    int64_t segment_base = 0;
+    uint64_t generation = 0;  // truncations since make the plan stale
+};
+
 struct timestamp_offset {
     int64_t offset = 0;
     int64_t timestamp = 0;
@@ -163,6 +179,11 @@ public:
     // one batch if any), only batches ending before `max_offset` (exclusive:
     // the high watermark). offset == end_offset() reads nothing.
     result<read_result, errc> read(int64_t offset, size_t max_bytes, int64_t max_offset);
+    // The same in two steps around a pread that may run off the shard: where
+    // the bytes are (one segment), then their validation. finish_read fails
+    // with offset_out_of_range when a truncation made the plan stale.
+    result<read_plan, errc> plan_read(int64_t offset, size_t max_bytes, int64_t max_offset);
+    result<read_result, errc> finish_read(const read_plan& p, shared_bytes bytes);
     // ListOffsets: the first record with timestamp >= ts (nullopt if none).
     result<std::optional<timestamp_offset>, errc> offset_for_timestamp(int64_t ts);
 
@@ -257,6 +278,10 @@ private:
     void write_index_entries(segment& s);
     result<void, errc> rewrite_index_files(segment& s);
     result<uint64_t, errc> find_batch(segment& s, int64_t offset, int64_t* batch_base, uint32_t* batch_size);
+    // Segment i's part of a read from `want`; length 0 if it has none.
+    result<read_plan, errc> plan_segment(size_t i, int64_t want, size_t budget, bool first, int64_t max_offset);
+    // Validates read bytes into r (cut at max_offset: `stop`); returns the bytes kept.
+    result<size_t, errc> accept_chunk(const read_plan& p, shared_bytes bytes, read_result& r, bool& stop);
     result<void, errc> recover(size_t from_segment, int64_t recovery_point, recovery_report& report,
                                std::string& detail);
     result<void, errc> new_segment(int64_t base);
