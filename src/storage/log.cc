@@ -806,15 +806,21 @@ result<size_t, errc> log::accept_chunk(const read_plan& p, shared_bytes bytes, r
     return accepted;
 }
 
-result<read_result, errc> log::read(int64_t offset, size_t max_bytes, int64_t max_offset) {
+result<bool, errc> log::start_read(int64_t offset, size_t& max_bytes, int64_t max_offset) const {
     if (offline_) return fail(errc::log_offline);
     // The buffer is sized by max_bytes: never by more than max_read_bytes,
     // whatever a fetch asks for (a first batch larger than that still goes).
     max_bytes = std::min(max_bytes, max_read_bytes);
     if (offset < start_offset_ || offset > next_offset_) return fail(errc::offset_out_of_range);
+    return offset < next_offset_ && offset < max_offset;
+}
+
+result<read_result, errc> log::read(int64_t offset, size_t max_bytes, int64_t max_offset) {
+    auto any = start_read(offset, max_bytes, max_offset);
+    if (!any) return fail(any.error());
     read_result r;
     r.next_offset = offset;
-    if (offset == next_offset_ || offset >= max_offset) return r;
+    if (!*any) return r;
     bool first = true;
     int64_t want = offset;
     for (size_t i = segment_index_for(offset); i < segments_.size(); ++i) {
@@ -836,14 +842,13 @@ result<read_result, errc> log::read(int64_t offset, size_t max_bytes, int64_t ma
 }
 
 result<read_plan, errc> log::plan_read(int64_t offset, size_t max_bytes, int64_t max_offset) {
-    if (offline_) return fail(errc::log_offline);
-    max_bytes = std::min(max_bytes, max_read_bytes);
-    if (offset < start_offset_ || offset > next_offset_) return fail(errc::offset_out_of_range);
+    auto any = start_read(offset, max_bytes, max_offset);
+    if (!any) return fail(any.error());
     read_plan p;
     p.expect = p.next_offset = offset;
     p.max_offset = max_offset;
     p.generation = generation_;
-    if (offset == next_offset_ || offset >= max_offset) return p;
+    if (!*any) return p;
     // Kafka serves a fetch from one segment: the first that has the offset.
     for (size_t i = segment_index_for(offset); i < segments_.size(); ++i) {
         auto one = plan_segment(i, offset, max_bytes, true, max_offset);

@@ -278,6 +278,9 @@ private:
     void write_index_entries(segment& s);
     result<void, errc> rewrite_index_files(segment& s);
     result<uint64_t, errc> find_batch(segment& s, int64_t offset, int64_t* batch_base, uint32_t* batch_size);
+    // The checks every read starts with; clamps max_bytes. False when there
+    // is nothing to read (the log end, or max_offset reached).
+    result<bool, errc> start_read(int64_t offset, size_t& max_bytes, int64_t max_offset) const;
     // Segment i's part of a read from `want`; length 0 if it has none.
     result<read_plan, errc> plan_segment(size_t i, int64_t want, size_t budget, bool first, int64_t max_offset);
     // Validates read bytes into r (cut at max_offset: `stop`); returns the bytes kept.
