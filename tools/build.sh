@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 flavour="${1:-release}"
-dir="build/$flavour"
+dir="${FJORD_BUILD_DIR:-build/$flavour}"
 jobs="${FJORD_JOBS:-$(nproc)}"
 case "$flavour" in
   release)  args=(-DCMAKE_BUILD_TYPE=RelWithDebInfo) ;;

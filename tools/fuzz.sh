@@ -8,8 +8,10 @@ seconds="${1:-20}"
 bin=build/fuzz/src/protocol/fuzz
 corpus=build/fuzz/corpus
 mkdir -p "$corpus"
-for target in request_fuzz message_fuzz record_batch_fuzz; do
-  [ -x "$bin/$target" ] || { echo "fuzz: $target was not built"; exit 1; }
+for target in request_fuzz message_fuzz record_batch_fuzz metadata_record_fuzz; do
+  exe="$bin/$target"
+  [ "$target" = metadata_record_fuzz ] && exe=build/fuzz/src/cluster/$target
+  [ -x "$exe" ] || { echo "fuzz: $target was not built"; exit 1; }
   dir="$corpus/$target"
   mkdir -p "$dir"
   case "$target" in
@@ -18,7 +20,7 @@ for target in request_fuzz message_fuzz record_batch_fuzz; do
     record_batch_fuzz) cp -n tests/data/batches/*.log "$dir"/ ;;
   esac
   log="build/fuzz/$target.log"
-  if ! "$bin/$target" -max_total_time="$seconds" -rss_limit_mb=2048 -print_final_stats=1 "$dir" >"$log" 2>&1; then
+  if ! "$exe" -max_total_time="$seconds" -rss_limit_mb=2048 -print_final_stats=1 "$dir" >"$log" 2>&1; then
     tail -50 "$log"
     echo "fuzz: $target FAILED (log: $log)"
     exit 1

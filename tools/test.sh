@@ -79,6 +79,10 @@ stage "build release" tools/build.sh release
 stage "unit and golden tests" unit_tests
 stage "differential vs Kafka" differential
 stage "reference broker" tests/kafka_ref/selftest.sh
+stage "bad input vs Kafka" python3 tests/bad_input/check.py
+# kafkajs reads only through consumer groups: it joins this list with the
+# group coordinator.
+stage "real clients" tests/integration/run.sh kcat confluent-debian confluent-pypi kafka-python java franz-go
 stage "sanitizer build and tests" sanitize_tests
 stage "fuzz build and smoke run" fuzz_smoke
 summary

@@ -5,8 +5,8 @@ namespace fjord::protocol {
 const char* describe(errc e) {
     switch (e) {
         case errc::ok: return "ok";
+        case errc::invalid_length: return "a string too long for its length field";
         case errc::truncated: return "a field runs past the end of the frame";
-        case errc::invalid_length: return "invalid negative length";
         case errc::unexpected_null: return "null in a non-nullable field";
         case errc::length_too_large: return "length or count larger than the remaining bytes";
         case errc::varint_too_long: return "varint too long";
@@ -70,10 +70,9 @@ namespace {
 
 int32_t checked_length(reader& r, int64_t n) {
     if (!r.ok()) return -1;
-    if (n < -1) {
-        r.fail(errc::invalid_length);
-        return -1;
-    }
+    // Any negative length is null, as Kafka's own readers take it (a
+    // non-nullable field then fails where the message reads it).
+    if (n < 0) return -1;
     if (n > static_cast<int64_t>(r.remaining())) {
         r.fail(errc::length_too_large);
         return -1;

@@ -41,7 +41,7 @@ constexpr T byteswap(T v) {
 enum class errc : uint8_t {
     ok = 0,
     truncated,               // a field runs past the end of the frame
-    invalid_length,          // a negative length other than the null marker
+    invalid_length,          // encode: a string too long for its length field
     unexpected_null,         // null where the version does not allow it
     length_too_large,        // a length or count larger than the remaining bytes
     varint_too_long,         // a varint longer than its type allows

@@ -64,13 +64,16 @@ TEST(wire, lengths_never_exceed_the_remaining_bytes) {
     EXPECT_EQ(c.error(), errc::length_too_large);
 }
 
-TEST(wire, null_markers_and_invalid_negative_lengths) {
+TEST(wire, every_negative_length_is_null_as_in_kafka) {
     reader r(of({0xff, 0xff}));
     EXPECT_EQ(r.string_length(false), -1);
     EXPECT_TRUE(r.ok());
-    reader bad(of({0xff, 0xfe}));
-    EXPECT_EQ(bad.string_length(false), -1);
-    EXPECT_EQ(bad.error(), errc::invalid_length);
+    reader minus_two(of({0xff, 0xfe}));
+    EXPECT_EQ(minus_two.string_length(false), -1);
+    EXPECT_TRUE(minus_two.ok());
+    reader array(of({0x80, 0, 0, 0}));
+    EXPECT_EQ(array.array_length(false), -1);
+    EXPECT_TRUE(array.ok());
     reader compact_null(of({0}));
     EXPECT_EQ(compact_null.string_length(true), -1);
     EXPECT_TRUE(compact_null.ok());

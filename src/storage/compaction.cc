@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 #include <optional>
+#include <unordered_map>
 
 #include <fmt/format.h>
 
@@ -18,6 +19,29 @@ namespace fjord::storage {
 namespace proto = fjord::protocol;
 
 namespace {
+
+// The data batches of aborted transactions (Kafka's cleaner discards them,
+// and they must not shadow committed values in the key map). A producer has
+// one transaction open at a time, so a batch is aborted iff an aborted
+// transaction of its producer spans its base offset: [first, marker).
+class aborted_batches {
+public:
+    explicit aborted_batches(std::span<const aborted_txn> txns) {
+        for (const auto& t : txns) by_producer_[t.producer_id].emplace_back(t.first_offset, t.last_offset);
+        for (auto& [id, v] : by_producer_) std::sort(v.begin(), v.end());
+    }
+    bool holds(const proto::record_batch& b) const {
+        if (by_producer_.empty() || !b.is_transactional() || b.is_control() || b.producer_id() < 0) return false;
+        auto it = by_producer_.find(b.producer_id());
+        if (it == by_producer_.end()) return false;
+        const auto& v = it->second;
+        auto j = std::upper_bound(v.begin(), v.end(), std::pair<int64_t, int64_t>(b.base_offset(), INT64_MAX));
+        return j != v.begin() && b.base_offset() < std::prev(j)->second;
+    }
+
+private:
+    std::unordered_map<int64_t, std::vector<std::pair<int64_t, int64_t>>> by_producer_;
+};
 
 constexpr size_t read_chunk_bytes = 1 << 20;
 constexpr size_t write_chunk_bytes = 1 << 20;
@@ -218,6 +242,7 @@ compactor::compactor(file_system& fs, size_t key_map_bytes) : fs_(fs), map_(key_
 result<compaction_result, errc> compactor::run(const compaction_plan& plan, std::string& detail) {
     compaction_result res;
     map_.clear();
+    const aborted_batches aborted(plan.aborted);
     FJORD_ASSERT(!plan.segments.empty(), "compaction plan for {} without segments", plan.dir);
     for (size_t i = 0; i < plan.segments.size(); ++i) {
         const auto& s = plan.segments[i];
@@ -249,7 +274,7 @@ result<compaction_result, errc> compactor::run(const compaction_plan& plan, std:
             if (!check_batch(*b, scratch_, expected, src.base, src.end, where, pos, detail))
                 return fail(errc::corrupt_log);
             res.stats.bytes_read += b->size();
-            if (b->last_offset() < plan.first_dirty || b->is_control()) continue;
+            if (b->last_offset() < plan.first_dirty || b->is_control() || aborted.holds(*b)) continue;
             auto payload = b->payload(scratch_);
             FJORD_ASSERT(payload.ok(), "payload of a validated batch failed");
             auto records = b->records(*payload);
@@ -353,6 +378,7 @@ result<compaction_result, errc> compactor::run(const compaction_plan& plan, std:
                 const int32_t count = b->record_count();
                 kept_.resize(static_cast<size_t>(count));
                 const bool retain_deletes = !b->has_delete_horizon() || plan.now_ms < b->base_timestamp();
+                const bool batch_aborted = aborted.holds(*b);
                 int32_t kept = 0, i = 0;
                 bool kept_tombstone = false;
                 {
@@ -360,8 +386,8 @@ result<compaction_result, errc> compactor::run(const compaction_plan& plan, std:
                     proto::record_view r;
                     while (records.next(r)) {
                         const int64_t o = b->offset_of(r);
-                        bool keep = true;
-                        if (o < mapped_end) {
+                        bool keep = !batch_aborted;
+                        if (keep && o < mapped_end) {
                             if (!r.key) {
                                 keep = false;
                             } else {
@@ -378,6 +404,7 @@ result<compaction_result, errc> compactor::run(const compaction_plan& plan, std:
                 }
                 res.stats.records_read += static_cast<uint64_t>(count);
                 res.stats.records_dropped += static_cast<uint64_t>(count - kept);
+                if (batch_aborted) res.stats.aborted_records_dropped += static_cast<uint64_t>(count);
                 const bool set_horizon = kept_tombstone && !b->has_delete_horizon();
                 if (kept_tombstone) {
                     const int64_t horizon =
@@ -557,7 +584,8 @@ result<void, errc> recover_compaction_files(file_system& fs, const std::string& 
         const int64_t end = std::max(expected, x + 1);
         for (int64_t base : bases) {
             if (base < x || base >= end) continue;
-            for (const char* ext : {".log", ".index", ".timeindex"}) (void)fs.remove(seg_path(dir, base, ext));
+            for (const char* ext : {".log", ".index", ".timeindex", ".txnindex"})
+                (void)fs.remove(seg_path(dir, base, ext));
         }
         if (auto r = fs.sync_dir(dir); !r) return r;
         if (auto r = fs.rename(swap_path, seg_path(dir, x, ".log")); !r) return r;
@@ -574,7 +602,8 @@ result<void, errc> recover_compaction_files(file_system& fs, const std::string& 
 
 std::optional<compaction_plan> log::plan_compaction(int64_t now_ms, int64_t max_offset, bool force) {
     if (offline_ || !cfg_.compact) return std::nullopt;
-    const int64_t limit = std::min(durable_offset_, max_offset);
+    // Never past an open transaction: its data may yet be aborted.
+    const int64_t limit = std::min({durable_offset_, max_offset, first_unstable_offset().value_or(INT64_MAX)});
     compaction_plan p;
     for (size_t i = 0; i + 1 < segments_.size(); ++i) {
         segment& s = *segments_[i];
@@ -604,6 +633,9 @@ std::optional<compaction_plan> log::plan_compaction(int64_t now_ms, int64_t max_
         std::max<uint64_t>(1, std::min<uint64_t>(cfg_.segment_bytes, index_entries * cfg_.index_interval_bytes));
     p.index_interval_bytes = cfg_.index_interval_bytes;
     p.producer_last_batches = producers_.last_batch_offsets();
+    auto aborted = aborted_transactions(p.segments.front().base, p.segments.back().end);
+    if (!aborted) return std::nullopt;  // offline
+    p.aborted = std::move(aborted).value();
     return p;
 }
 
@@ -653,7 +685,8 @@ result<compaction_stats, errc> log::install_compaction(const compaction_plan& pl
             files_.forget(s.log_file);
             files_.forget(s.offset_index_file);
             files_.forget(s.time_index_file);
-            for (const char* ext : {".log", ".index", ".timeindex"}) {
+            // The cleaned segment has no aborted data left: no .txnindex.
+            for (const char* ext : {".log", ".index", ".timeindex", ".txnindex"}) {
                 if (auto r = fs_.remove(path_of(s, ext)); !r && r.error() != errc::not_found)
                     return fail(go_offline(r.error(), fmt::format("{}: remove failed", path_of(s, ext))));
             }
@@ -670,6 +703,7 @@ result<compaction_stats, errc> log::install_compaction(const compaction_plan& pl
         s->size_bytes = s->synced_bytes = g.size;
         s->next_offset = g.next_offset;
         s->indexes_loaded = true;
+        s->txn_loaded = true;
         s->offsets = std::move(g.offsets);
         s->times = std::move(g.times);
         s->max_timestamp = g.max_timestamp;

@@ -36,10 +36,12 @@
 // inside the mapped range are dropped (Kafka does the same; the broker
 // refuses them on append to compacted topics).
 //
-// Not handled yet: aborted transactional records are treated as committed
-// (needs .txnindex); the cleaner's position (first dirty offset) is not
-// persisted, so after a restart the first cleaning treats the whole log as
-// dirty (one extra full pass, Kafka keeps cleaner-offset-checkpoint).
+// Transactions: nothing at or past the first unstable offset is cleaned;
+// the data batches of aborted transactions (plan.aborted, from the
+// .txnindex) are dropped and never enter the key map; markers are kept.
+// Cleaned segments get no .txnindex (no aborted data is left in them). The
+// cleaner's position (first dirty offset) is persisted by the log manager
+// (cleaner-offset-checkpoint).
 #pragma once
 
 #include <cstdint>
@@ -50,6 +52,7 @@
 #include "storage/errc.h"
 #include "storage/file.h"
 #include "storage/segment.h"
+#include "storage/txn_index.h"
 
 namespace fjord::storage {
 
@@ -102,6 +105,9 @@ struct compaction_plan {
     uint32_t index_interval_bytes = 4096;
     // (producer id, last offset of its last batch), sorted: batches kept.
     std::vector<std::pair<int64_t, int64_t>> producer_last_batches;
+    // Aborted transactions overlapping the segments (their .txnindex
+    // entries): their data batches are dropped and never enter the key map.
+    std::vector<aborted_txn> aborted;
 };
 
 struct compaction_stats {
@@ -110,6 +116,7 @@ struct compaction_stats {
     uint64_t records_read = 0;
     uint64_t records_dropped = 0;
     uint64_t tombstones_dropped = 0;
+    uint64_t aborted_records_dropped = 0;  // records of aborted transactions
     uint64_t batches_rewritten = 0;
     uint64_t empty_batches_kept = 0;
     int groups_installed = 0;

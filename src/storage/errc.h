@@ -18,6 +18,7 @@ enum class errc : uint8_t {
     corrupt_log,          // bytes that should be valid failed validation: partition offline
     bad_checkpoint,       // a checkpoint/metadata file that does not parse
     log_offline,          // the partition was taken offline by an earlier error
+    identity_mismatch,    // meta.properties names another node.id or cluster.id
 };
 
 const char* describe(errc e);

@@ -24,6 +24,7 @@ const char* describe(errc e) {
         case errc::corrupt_log: return "corrupt log";
         case errc::bad_checkpoint: return "malformed checkpoint file";
         case errc::log_offline: return "log offline";
+        case errc::identity_mismatch: return "meta.properties belongs to another node or cluster";
     }
     return "unknown storage error";
 }

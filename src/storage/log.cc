@@ -390,6 +390,12 @@ result<void, errc> log::new_segment(int64_t base) {
         files_.forget(s->log_file);
         return r;
     }
+    // So is a transaction index (its name can outlive a power cut that lost the log's).
+    if (auto r = fs_.remove(path_of(*s, ".txnindex")); !r && r.error() != errc::not_found) {
+        files_.forget(s->log_file);
+        return r;
+    }
+    s->txn_loaded = true;
     segments_.push_back(std::move(s));
     ++dir_generation_;
     return {};
@@ -456,6 +462,18 @@ result<std::unique_ptr<log>, errc> log::open(file_cache& files, std::string dir,
         std::string_view ext;
         if (parse_segment_file_name(name, base, ext) && ext == ".log") bases.push_back(base);
     }
+    // A .txnindex without its segment (a power cut kept one name, not the
+    // other) would describe markers that are gone.
+    std::sort(bases.begin(), bases.end());
+    for (const auto& name : *names) {
+        int64_t base = 0;
+        std::string_view ext;
+        if (parse_segment_file_name(name, base, ext) && ext == ".txnindex" &&
+            !std::binary_search(bases.begin(), bases.end(), base)) {
+            (void)fs.remove(l->dir_ + "/" + name);
+            ++l->dir_generation_;
+        }
+    }
     std::sort(bases.begin(), bases.end());
     for (int64_t base : bases) {
         auto s = std::make_unique<segment>(base);
@@ -495,6 +513,7 @@ result<std::unique_ptr<log>, errc> log::open(file_cache& files, std::string dir,
     const int64_t recovery_point = std::max(opts.recovery_point, first_base);
     bool need_recovery = !opts.clean_shutdown;
     size_t recover_from = l->segment_index_for(recovery_point);
+    int64_t txn_index_from = INT64_MAX;  // where the scan rebuilds .txnindex files
     if (!need_recovery) {
         // Clean: only the last segment's tail is read (and checked).
         auto r = l->load_indexes(l->active());
@@ -509,6 +528,7 @@ result<std::unique_ptr<log>, errc> log::open(file_cache& files, std::string dir,
         if (l->epochs_.truncate_from_end(l->segments_[recover_from]->base_offset))
             report.epoch_checkpoint_rewritten = true;
         l->start_offset_ = wanted_start;  // recover() tells a restart at the log start from a hole
+        txn_index_from = l->segments_[recover_from]->base_offset;
         auto r = l->recover(recover_from, recovery_point, report, detail);
         if (!r) return fail(r.error());
     }
@@ -534,7 +554,18 @@ result<std::unique_ptr<log>, errc> log::open(file_cache& files, std::string dir,
     }
     l->dir_synced_generation_ = l->dir_generation_;
     l->durable_offset_ = l->next_offset_;
-    if (auto r = l->rebuild_producer_state(detail); !r) return fail(r.error());
+    if (auto r = l->rebuild_producer_state(detail, txn_index_from); !r) return fail(r.error());
+    if (l->offline_) {
+        detail = l->offline_detail_;
+        return fail(errc::corrupt_log);
+    }
+    // The .txnindex files the replay rebuilt are durable before anyone counts on them.
+    if (auto r = l->sync_txn_indexes(); !r) return fail(r.error());
+    if (l->dir_generation_ != l->dir_synced_generation_) {
+        if (auto r = fs.sync_dir(l->dir_); !r) return fail(r.error());
+        l->dir_synced_generation_ = l->dir_generation_;
+    }
+    if (opts.cleaner_offset >= 0) l->set_first_dirty_offset(opts.cleaner_offset);
     return l;
 }
 
@@ -548,6 +579,7 @@ result<void, errc> log::recover(size_t from, int64_t recovery_point, recovery_re
         segment& s = *segments_[i];
         s.unload_indexes();
         s.indexes_loaded = true;
+        clear_txn_index(s);  // re-derived by the producer state replay (open)
         s.next_offset = s.base_offset;
         s.max_timestamp = no_timestamp;
         s.offset_of_max_timestamp = -1;
@@ -737,7 +769,7 @@ result<append_result, errc> log::append(std::span<uint8_t> batches, const append
         s.index_batch({s.size_bytes + pos, n, base, base + load_be<int32_t>(p + 23),
                        load_be<int64_t>(p + proto::batch_max_timestamp_offset)},
                       cfg_.index_interval_bytes);
-        track_producer(batches.subspan(pos, n));
+        track_producer(batches.subspan(pos, n), INT64_MIN);
         pos += n;
     }
     s.size_bytes += total;
@@ -917,6 +949,19 @@ result<std::optional<timestamp_offset>, errc> log::offset_for_timestamp(int64_t 
     return std::optional<timestamp_offset>();
 }
 
+result<std::optional<timestamp_offset>, errc> log::max_timestamp_offset() {
+    if (offline_) return fail(errc::log_offline);
+    int64_t max_ts = no_timestamp;
+    for (size_t i = segment_index_for(start_offset_); i < segments_.size(); ++i) {
+        segment& s = *segments_[i];
+        if (auto r = ensure_indexes(s); !r) return fail(r.error());
+        if (s.size_bytes > 0) max_ts = std::max(max_ts, s.max_timestamp);
+    }
+    if (max_ts == no_timestamp) return std::optional<timestamp_offset>();
+    // The first record carrying the largest timestamp.
+    return offset_for_timestamp(max_ts);
+}
+
 // ---------------------------------------------------------------------------
 // Truncation and retention
 
@@ -961,9 +1006,12 @@ result<void, errc> log::truncate_suffix(int64_t offset) {
     s.synced_bytes = std::min(s.synced_bytes, s.size_bytes);
     s.truncate_unsynced = true;
     next_offset_ = s.next_offset;
+    if (auto r = truncate_txn_index(s, next_offset_); !r)
+        return fail(go_offline(r.error(), fmt::format("{}: truncating the transaction index failed", dir_)));
     FJORD_ASSERT(next_offset_ <= offset, "truncate to {} left the end at {}", offset, next_offset_);
     start_offset_ = std::min(start_offset_, next_offset_);
     durable_offset_ = std::min(durable_offset_, next_offset_);
+    cleaner_checkpoint_ = std::min(cleaner_checkpoint_, next_offset_);  // Kafka's maybeTruncateCheckpoint
     ++generation_;
     if (epochs_.truncate_from_end(next_offset_)) {
         if (auto r = write_epoch_checkpoint(); !r) return fail(go_offline(r.error(), "epoch checkpoint write failed"));
@@ -985,6 +1033,7 @@ result<void, errc> log::truncate_prefix(int64_t new_start) {
         // Beyond the end (a Raft snapshot): restart the log there.
         if (auto r = new_segment(new_start); !r) return r;
         next_offset_ = durable_offset_ = new_start;
+        producers_.clear();  // Kafka's truncateFullyAndStartAt: no history, no open transactions
         active().synced_bytes = 0;
         ++generation_;
     }
@@ -1033,6 +1082,7 @@ bool log::needs_sync() const {
     if (dir_generation_ != dir_synced_generation_) return true;
     for (const auto& s : segments_) {
         if (s->synced_bytes < s->size_bytes || s->truncate_unsynced) return true;
+        if (s->txn_changes != s->txn_synced_changes) return true;
     }
     return false;
 }
@@ -1055,6 +1105,16 @@ sync_work log::pending_sync() {
         }
         w.files.push_back({std::move(f).value(), s->base_offset, s->size_bytes});
     }
+    // Transaction index entries become durable with the markers they describe.
+    for (auto& s : segments_) {
+        if (s->txn_changes == s->txn_synced_changes) continue;
+        auto f = fs_.open(path_of(*s, ".txnindex"), open_mode::read_write);
+        if (!f) {
+            go_offline(f.error(), fmt::format("{}: open for sync failed", path_of(*s, ".txnindex")));
+            return sync_work{};
+        }
+        w.files.push_back({std::move(f).value(), s->base_offset, 0, true, s->txn_changes});
+    }
     return w;
 }
 
@@ -1064,6 +1124,11 @@ void log::on_synced(const sync_work& w) {
         const size_t i = segment_index_for(it.segment_base);
         segment& s = *segments_[i];
         if (s.base_offset != it.segment_base) continue;  // deleted meanwhile
+        if (it.txn_index) {
+            // Changes count up: a later completion may carry a higher count.
+            if (static_cast<int32_t>(it.txn_changes - s.txn_synced_changes) > 0) s.txn_synced_changes = it.txn_changes;
+            continue;
+        }
         s.synced_bytes = std::max(s.synced_bytes, std::min(it.bytes, s.size_bytes));
         if (it.bytes == s.size_bytes) s.truncate_unsynced = false;
     }
@@ -1122,6 +1187,9 @@ void log::release_memory() {
         if (!s.indexes_loaded) continue;
         write_index_entries(s);
         if (s.offsets_on_disk == s.offsets.size() && s.times_on_disk == s.times.size()) s.unload_indexes();
+        // The .txnindex file has every entry: read again on use.
+        s.aborted_txns = {};
+        s.txn_loaded = false;
     }
     segments_.shrink_to_fit();
 }

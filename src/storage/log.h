@@ -120,6 +120,9 @@ struct sync_work {
         std::shared_ptr<file> f;
         int64_t segment_base = 0;
         uint64_t bytes = 0;  // the segment's size when the work was taken
+        // The segment's .txnindex rather than its .log, at this many changes.
+        bool txn_index = false;
+        uint32_t txn_changes = 0;
     };
     std::vector<item> files;
     bool dir_sync = false;
@@ -156,6 +159,7 @@ public:
         int64_t log_start_offset = 0;  // from log-start-offset-checkpoint
         bool clean_shutdown = false;   // skip the recovery scan
         int64_t now_ms = 0;
+        int64_t cleaner_offset = -1;  // from cleaner-offset-checkpoint; -1: none
     };
 
     // Creates `dir` with partition.metadata (if topic_id) and an empty segment.
@@ -186,6 +190,8 @@ public:
     result<read_result, errc> finish_read(const read_plan& p, shared_bytes bytes);
     // ListOffsets: the first record with timestamp >= ts (nullopt if none).
     result<std::optional<timestamp_offset>, errc> offset_for_timestamp(int64_t ts);
+    // ListOffsets -3 (KIP-734): the first record with the largest timestamp (nullopt if empty).
+    result<std::optional<timestamp_offset>, errc> max_timestamp_offset();
 
     int64_t start_offset() const { return start_offset_; }
     int64_t end_offset() const { return next_offset_; }
@@ -230,11 +236,34 @@ public:
     // The three steps inline.
     result<compaction_stats, errc> compact(int64_t now_ms, compactor& c, int64_t max_offset = INT64_MAX,
                                            bool force = false);
-    // Where the next cleaning starts (the cleaner checkpoint, in memory).
+    // Where the next cleaning starts (persisted by the log manager in
+    // cleaner-offset-checkpoint). The setter restores it at open, as Kafka
+    // does: below the log start it is the log start; beyond the log end
+    // (the log was truncated since) it restarts from the log start.
     int64_t first_dirty_offset() const { return std::max(cleaner_checkpoint_, start_offset_); }
+    void set_first_dirty_offset(int64_t offset) {
+        cleaner_checkpoint_ = offset > next_offset_ ? start_offset_ : std::max(offset, start_offset_);
+    }
 
     // Idempotent/transactional producers seen in this log (producer_state.h).
     const producer_state& producers() const { return producers_; }
+
+    // Transactions (Kafka's transactional log; txn_index.h). The first
+    // offset of the earliest open transaction (at least the log start);
+    // nullopt if none is open.
+    std::optional<int64_t> first_unstable_offset() const;
+    // Kafka's last stable offset: the earliest open transaction's first
+    // offset, or the high watermark if that is lower (or none is open).
+    int64_t last_stable_offset(int64_t high_watermark) const {
+        auto u = first_unstable_offset();
+        return u ? std::min(*u, high_watermark) : high_watermark;
+    }
+    // The aborted transactions that overlap [from, upper) (marker at or
+    // after `from`, first offset below `upper`), in marker order: what a
+    // read_committed Fetch of that range returns (Kafka's
+    // collectAbortedTransactions; `upper` is the offset after the last batch
+    // served). Reads .txnindex files the first time.
+    result<std::vector<aborted_txn>, errc> aborted_transactions(int64_t from, int64_t upper);
 
     void set_durability_test_faults(durability_test_faults f) { test_faults_ = f; }
     // Drops the in-memory indexes of inactive segments (idle partitions).
@@ -260,8 +289,20 @@ private:
         return dir_ + "/" + segment_file_name(base, ext);
     }
     // Producer state (producer_state.cc).
-    void track_producer(std::span<const uint8_t> batch);
-    result<void, errc> rebuild_producer_state(std::string& detail);
+    // Applies a batch to the producer state; an ABORT marker at or after
+    // `txn_index_from` gets its .txnindex entry.
+    void track_producer(std::span<const uint8_t> batch, int64_t txn_index_from);
+    // From the latest valid snapshot (at or below txn_index_from) and the
+    // batches after it; markers from txn_index_from on are indexed again.
+    result<void, errc> rebuild_producer_state(std::string& detail, int64_t txn_index_from = INT64_MAX);
+    // Transaction index (txn_index.cc).
+    result<void, errc> load_txn_index(segment& s);  // offline if the file is corrupt
+    void add_aborted_txn(const aborted_txn& t);
+    // Drops the entries of markers at or after `end` (truncation).
+    result<void, errc> truncate_txn_index(segment& s, int64_t end);
+    // Empties it (before a recovery scan re-derives it).
+    void clear_txn_index(segment& s);
+    result<void, errc> sync_txn_indexes();  // inline fsync of changed .txnindex files
     void write_producer_snapshot(bool durable);
     // Removes snapshots below `lo` or above `hi`; returns whether any went.
     bool delete_snapshots_outside(int64_t lo, int64_t hi);

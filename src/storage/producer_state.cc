@@ -76,8 +76,8 @@ bool producer_state::operator==(const producer_state& o) const {
     return producers_ == o.producers_;
 }
 
-void producer_state::apply(const producer_batch_info& b) {
-    if (b.producer_id < 0) return;
+std::optional<completed_txn> producer_state::apply(const producer_batch_info& b) {
+    if (b.producer_id < 0) return std::nullopt;
     FJORD_ASSERT(b.last_offset >= b.base_offset, "batch [{}, {}]", b.base_offset, b.last_offset);
     auto [it, inserted] = producers_.try_emplace(b.producer_id);
     producer_entry& e = it->second;
@@ -89,14 +89,25 @@ void producer_state::apply(const producer_batch_info& b) {
     }
     e.last_timestamp = b.max_timestamp;
     if (b.control) {
-        // An end-transaction marker closes the open transaction.
+        // An end-transaction marker closes the open transaction (Kafka's
+        // appendEndTxnMarker: one without data starts at the marker).
+        completed_txn done;
+        done.producer_id = b.producer_id;
+        done.first_offset = e.current_txn_first_offset >= 0 ? e.current_txn_first_offset : b.base_offset;
+        done.last_offset = b.last_offset;
+        done.aborted = b.control_type == control_type_abort;
+        if (e.current_txn_first_offset >= 0) ongoing_.erase(e.current_txn_first_offset);
         e.current_txn_first_offset = -1;
         if (b.coordinator_epoch >= 0) e.coordinator_epoch = b.coordinator_epoch;
-        return;
+        return done;
     }
     const int32_t delta = static_cast<int32_t>(std::min<int64_t>(b.last_offset - b.base_offset, INT32_MAX));
     e.push({b.base_sequence, add_sequence(b.base_sequence, delta), b.base_offset, b.last_offset});
-    if (b.transactional && e.current_txn_first_offset < 0) e.current_txn_first_offset = b.base_offset;
+    if (b.transactional && e.current_txn_first_offset < 0) {
+        e.current_txn_first_offset = b.base_offset;
+        ongoing_[b.base_offset] = b.producer_id;
+    }
+    return std::nullopt;
 }
 
 const producer_entry* producer_state::find(int64_t producer_id) const {
@@ -173,7 +184,13 @@ bool producer_state::decode_snapshot(std::span<const uint8_t> bytes) {
         }
         if (!loaded.emplace(e.producer_id, e).second) return false;  // duplicate id
     }
+    std::map<int64_t, int64_t> ongoing;
+    for (const auto& [id, e] : loaded) {
+        if (e.current_txn_first_offset < 0) continue;
+        if (!ongoing.emplace(e.current_txn_first_offset, id).second) return false;  // two open at one offset
+    }
     producers_ = std::move(loaded);
+    ongoing_ = std::move(ongoing);
     return true;
 }
 
@@ -206,7 +223,7 @@ int16_t be_at16(const uint8_t* p) {
 }
 }  // namespace
 
-void log::track_producer(std::span<const uint8_t> batch) {
+void log::track_producer(std::span<const uint8_t> batch, int64_t txn_index_from) {
     FJORD_ASSERT(batch.size() >= protocol::batch_header_size, "batch of {} bytes", batch.size());
     const uint8_t* p = batch.data();
     producer_batch_info b;
@@ -222,11 +239,22 @@ void log::track_producer(std::span<const uint8_t> batch) {
     b.control = attrs & protocol::attr::control;
     if (b.control && (attrs & protocol::attr::codec_mask) == 0) {
         // An end-transaction marker's value: int16 version, int32 coordinator epoch.
+        // Its key: int16 version, int16 type (0 ABORT, 1 COMMIT).
         protocol::record_reader rr(batch.subspan(protocol::batch_records_offset), be_at32(p + 57));
         protocol::record_view r;
-        if (rr.next(r) && r.value && r.value->size() >= 6) b.coordinator_epoch = be_at32(r.value->data() + 2);
+        if (rr.next(r)) {
+            if (r.value && r.value->size() >= 6) b.coordinator_epoch = be_at32(r.value->data() + 2);
+            if (r.key && r.key->size() >= 4) b.control_type = be_at16(r.key->data() + 2);
+        }
     }
-    producers_.apply(b);
+    // Control batches are never compressed (Kafka's coordinator writes them
+    // plain and refuses them from clients); one that is, or whose type does
+    // not parse, closes the transaction as committed.
+    auto done = producers_.apply(b);
+    if (done && done->aborted && done->last_offset >= txn_index_from) {
+        add_aborted_txn(
+            {done->producer_id, done->first_offset, done->last_offset, producers_.stable_offset_after(*done)});
+    }
 }
 
 bool log::delete_snapshots_outside(int64_t lo, int64_t hi) {
@@ -265,7 +293,7 @@ void log::write_producer_snapshot(bool durable) {
     last_snapshot_offset_ = at;
 }
 
-result<void, errc> log::rebuild_producer_state(std::string& detail) {
+result<void, errc> log::rebuild_producer_state(std::string& detail, int64_t txn_index_from) {
     producers_.clear();
     last_snapshot_offset_ = -1;
     auto names = fs_.list_dir(dir_);
@@ -283,17 +311,23 @@ result<void, errc> log::rebuild_producer_state(std::string& detail) {
         // Beyond the end: written before data that is gone (a power cut or a
         // truncation); below the first segment: deleted with it.
         bool keep = off <= next_offset_ && off >= first_base;
+        // One past txn_index_from is only checked: the replay starts below it.
         if (keep && last_snapshot_offset_ < 0) {
             auto text = read_small_file(fs_, path);
             if (!text) {
                 if (text.error() != errc::not_found) return fail(text.error());
                 continue;
             }
-            keep = producers_.decode_snapshot(
-                std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(text->data()), text->size()));
-            if (keep) {
-                last_snapshot_offset_ = off;
-                from = std::max(off, start_offset_);
+            const auto bytes = std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(text->data()), text->size());
+            if (off > txn_index_from) {
+                producer_state check;
+                keep = check.decode_snapshot(bytes);
+            } else {
+                keep = producers_.decode_snapshot(bytes);
+                if (keep) {
+                    last_snapshot_offset_ = off;
+                    from = std::max(off, start_offset_);
+                }
             }
         }
         if (!keep) {
@@ -317,7 +351,7 @@ result<void, errc> log::rebuild_producer_state(std::string& detail) {
         if (rr->chunks.empty()) break;
         for (const auto& chunk : rr->chunks) {
             protocol::batch_splitter split(chunk);
-            while (auto b = split.next()) track_producer(b->bytes().span());
+            while (auto b = split.next()) track_producer(b->bytes().span(), txn_index_from);
         }
         FJORD_ASSERT(rr->next_offset > o, "read from {} made no progress", o);
         o = rr->next_offset;

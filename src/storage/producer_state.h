@@ -7,6 +7,9 @@
 // its last transaction marker and the first offset of its open transaction.
 // The table is fed every batch the log appends (leader or follower), and is
 // rebuilt at open from the latest valid snapshot plus the batches after it.
+// It also knows the open transactions in offset order (the last stable
+// offset) and reports each transaction a marker completes (the log appends
+// aborted ones to the segment's .txnindex, txn_index.h).
 //
 // Snapshot format (Kafka's ProducerStateManager, ProducerSnapshot v1; all
 // big-endian):
@@ -24,8 +27,10 @@
 // Threading: owned by one log, on its shard.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <span>
 #include <string>
@@ -71,15 +76,44 @@ struct producer_batch_info {
     bool transactional = false;
     bool control = false;
     int32_t coordinator_epoch = -1;  // of a transaction marker, if parsed
+    int16_t control_type = -1;       // of a transaction marker: 0 ABORT, 1 COMMIT (-1: not parsed)
+};
+
+inline constexpr int16_t control_type_abort = 0;
+inline constexpr int16_t control_type_commit = 1;
+
+// A transaction ended by a marker (Kafka's CompletedTxn).
+struct completed_txn {
+    int64_t producer_id = -1;
+    int64_t first_offset = 0;  // the transaction's first batch (the marker's offset if it had none)
+    int64_t last_offset = 0;   // the marker
+    bool aborted = false;
 };
 
 class producer_state {
 public:
-    // Applies one appended batch (batches without a producer id are ignored).
-    void apply(const producer_batch_info& b);
+    // Applies one appended batch (batches without a producer id are
+    // ignored). A transactional data batch opens its producer's transaction
+    // if none is open; a marker closes it and returns it.
+    std::optional<completed_txn> apply(const producer_batch_info& b);
     const producer_entry* find(int64_t producer_id) const;
     size_t size() const { return producers_.size(); }
-    void clear() { producers_.clear(); }
+    void clear() {
+        producers_.clear();
+        ongoing_.clear();
+    }
+    // The first offset of the earliest open transaction (nullopt if none).
+    std::optional<int64_t> first_unstable_offset() const {
+        if (ongoing_.empty()) return std::nullopt;
+        return ongoing_.begin()->first;
+    }
+    // The last stable offset right after `t` completed (apply() returned
+    // it): the earliest other open transaction's first offset, or the
+    // offset after the marker (Kafka's lastStableOffset(completedTxn)).
+    int64_t stable_offset_after(const completed_txn& t) const {
+        return ongoing_.empty() ? t.last_offset + 1 : std::min(ongoing_.begin()->first, t.last_offset + 1);
+    }
+    size_t ongoing_count() const { return ongoing_.size(); }
     const std::unordered_map<int64_t, producer_entry>& entries() const { return producers_; }
     // (producer id, last offset of its last batch), sorted by id: the batches
     // compaction must keep.
@@ -95,6 +129,8 @@ public:
 
 private:
     std::unordered_map<int64_t, producer_entry> producers_;
+    // Open transactions: first offset -> producer id (derived from producers_).
+    std::map<int64_t, int64_t> ongoing_;
 };
 
 bool operator==(const producer_entry& a, const producer_entry& b);

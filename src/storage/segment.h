@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "storage/file_cache.h"
+#include "storage/txn_index.h"
 
 namespace fjord::storage {
 
@@ -88,6 +89,14 @@ public:
     file_cache::slot offset_index_file;
     file_cache::slot time_index_file;
 
+    // The .txnindex entries (markers in this segment), loaded on first use.
+    // The file is written with every entry (opened when needed: aborts are
+    // rare) and fsynced by the next sync_work; it always has every entry.
+    bool txn_loaded = false;
+    std::vector<aborted_txn> aborted_txns;
+    uint32_t txn_changes = 0;  // writes to the .txnindex file; synced when txn_synced_changes catches up
+    uint32_t txn_synced_changes = 0;
+
     // Kafka's per-batch index logic (see the file comment). `may_index` is
     // false for a batch that already has its entry (resuming after a load).
     void index_batch(const batch_info& b, uint32_t index_interval_bytes, bool may_index = true);
@@ -104,7 +113,8 @@ public:
     uint64_t truncate_indexes(uint64_t position, int64_t offset);
     void unload_indexes();
     size_t index_memory_bytes() const {
-        return offsets.capacity() * sizeof(offset_index_entry) + times.capacity() * sizeof(time_index_entry);
+        return offsets.capacity() * sizeof(offset_index_entry) + times.capacity() * sizeof(time_index_entry) +
+               aborted_txns.capacity() * sizeof(aborted_txn);
     }
 };
 

@@ -1,0 +1,578 @@
+#include "kafka/broker.h"
+
+#include <sys/stat.h>
+
+#include <chrono>
+#include <filesystem>
+#include <future>
+
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include "base/logger.h"
+#include "base/metrics.h"
+#include "cluster/local_metadata_log.h"
+#include "kafka/dispatcher.h"
+#include "net/blocking_pool.h"
+
+namespace fjord::kafka {
+namespace {
+namespace asio = net::asio;
+using tcp = asio::ip::tcp;
+
+int64_t wall_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+counter partitions_gauge("fjord_partitions", "Partition replicas on this node", true);
+counter compactions_run("fjord_log_compactions_total", "Compaction runs installed");
+counter retention_deleted("fjord_log_segments_deleted_total{reason=\"retention\"}",
+                          "Segments deleted by retention.ms / retention.bytes");
+
+// Runs `fn` on `ctx`'s thread and waits for it (start-up and shutdown only).
+template <typename F>
+auto run_on(asio::io_context& ctx, F fn) -> decltype(fn()) {
+    std::packaged_task<decltype(fn())()> task(std::move(fn));
+    auto fut = task.get_future();
+    asio::post(ctx, [&task] { task(); });
+    return fut.get();
+}
+
+template <typename T>
+net::awaitable<void> await_flag(net::event& ev, const T& done) {
+    while (!done()) co_await ev.wait();
+}
+}  // namespace
+
+unsigned owner_shard(std::string_view topic, int32_t partition, unsigned shards) {
+    uint64_t h = 1469598103934665603ull;  // FNV-1a, stable across runs and builds
+    for (char c : topic) h = (h ^ static_cast<uint8_t>(c)) * 1099511628211ull;
+    for (int i = 0; i < 4; ++i) h = (h ^ ((static_cast<uint32_t>(partition) >> (8 * i)) & 0xff)) * 1099511628211ull;
+    return static_cast<unsigned>(h % shards);
+}
+
+shard_ctx::shard_ctx(broker& b, unsigned i) : owner(b), id(i) {}
+shard_ctx::~shard_ctx() = default;
+
+void shard_ctx::apply_image(std::shared_ptr<const cluster::metadata_image> img) {
+    const auto& cfg = owner.config();
+    const unsigned n = owner.shards().count();
+    int64_t now = wall_ms();
+    for (const auto& [name, topic] : img->topics()) {
+        std::optional<topic_config> tc;
+        for (const auto& p : topic->partitions) {
+            if (owner_shard(name, p.partition, n) != id) continue;
+            storage::topic_partition tp{name, p.partition};
+            if (!tc) {
+                properties props(topic->configs.begin(), topic->configs.end());
+                auto r = resolve_topic_config(cfg, props);
+                if (!r) {
+                    log_error("topic {}: invalid config ({}); using the broker defaults", name, r.error());
+                    r = resolve_topic_config(cfg, {});
+                }
+                tc = std::move(r).value();
+            }
+            if (auto* existing = find(tp)) {
+                if (existing->topic_id() == topic->id) {
+                    existing->set_leader_epoch(p.leader_epoch);
+                    existing->set_config(*tc);
+                    continue;
+                }
+                log_warn("partition {}-{}: topic id changed; the old replica is left on disk", name, p.partition);
+                partitions.erase(tp);
+            }
+            storage::log* lg = logs->get(tp);
+            if (!lg) {
+                if (logs->offline().count(tp)) {
+                    log_error("partition {}-{} is offline: {}", name, p.partition, logs->offline().at(tp));
+                    continue;
+                }
+                storage::uuid id_bytes = topic->id.bytes;
+                auto created = logs->create_log(tp, tc->log, &id_bytes);
+                if (!created) {
+                    log_error("partition {}-{}: cannot create its log: {}", name, p.partition,
+                              storage::describe(created.error()));
+                    continue;
+                }
+                lg = *created;
+            }
+            auto& ctx = owner.shards().context(id);
+            auto post = [&ctx](std::function<void()> fn) { asio::post(ctx, std::move(fn)); };
+            partitions[tp] = std::make_unique<partition>(*lg, owner.io(), post, topic->id, p.leader_epoch, *tc, now);
+            partitions_gauge.add(1);
+        }
+    }
+    image = std::move(img);
+    image_advanced->notify();
+}
+
+broker::broker(broker_config cfg) : cfg_(std::move(cfg)) {}
+
+broker::~broker() {
+    if (stopper_.joinable()) stopper_.join();
+}
+
+result<std::unique_ptr<broker>, std::string> broker::create(broker_config cfg) {
+    if (cfg.listeners.empty()) return fail(std::string("no listeners"));
+    return std::unique_ptr<broker>(new broker(std::move(cfg)));
+}
+
+result<void, std::string> broker::start() {
+    started_ms_ = wall_ms();
+    unsigned n = cfg_.smp ? cfg_.smp : std::max(1u, std::thread::hardware_concurrency());
+    n = std::min(n, max_metric_shards);
+    std::error_code ec;
+    std::filesystem::create_directories(cfg_.log_dir, ec);
+    if (ec) return fail(fmt::format("log.dirs {}: {}", cfg_.log_dir, ec.message()));
+
+    io_ = storage::io_engine::create();
+    pool_ = std::make_unique<net::blocking_pool>(1);
+    log_info("fjord starting: node.id={} log.dirs={} shards={} io={}", cfg_.node_id, cfg_.log_dir, n,
+             storage::to_string(io_->backend()));
+    for (const auto& w : cfg_.warnings) log_warn("config: {}", w);
+
+    shards_ = std::make_unique<net::shard_set>(n);
+    producer_ids_ready_ = std::make_unique<net::event>(shards_->context(0).get_executor());
+    for (unsigned i = 0; i < n; ++i) {
+        auto c = std::make_unique<shard_ctx>(*this, i);
+        c->image_advanced = std::make_unique<net::event>(shards_->context(i).get_executor());
+        fetch_session_cache_config fc;
+        fc.max_sessions = static_cast<size_t>(
+            std::max<int32_t>(1, cfg_.max_incremental_fetch_session_cache_slots / static_cast<int32_t>(n)));
+        // Disjoint id ranges per shard.
+        int32_t span = (INT32_MAX - 1) / static_cast<int32_t>(n);
+        fc.session_id_min = 1 + static_cast<int32_t>(i) * span;
+        fc.session_id_max = fc.session_id_min + span - 1;
+        fc.seed = static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()) + i;
+        c->sessions = std::make_unique<fetch_session_cache>(fc);
+        c->handler = std::make_unique<dispatcher>(*c);
+        ctx_.push_back(std::move(c));
+    }
+    shards_->run();
+    if (auto r = open_on_shards(); !r) {
+        shards_->stop();
+        shards_->join();
+        return r;
+    }
+
+    // The Kafka listener(s): one server per listener, every shard accepting.
+    const auto& l = cfg_.listeners.front();
+    if (cfg_.listeners.size() > 1) log_warn("listeners: only the first ({}) is served in this version", l.name);
+    net::server_config sc;
+    sc.listener_name = l.name;
+    sc.host = l.host.empty() ? "0.0.0.0" : l.host;
+    sc.port = l.port;
+    sc.max_request_bytes = cfg_.socket_request_max_bytes;
+    sc.idle_timeout_ms = cfg_.connections_max_idle_ms;
+    int64_t total = cfg_.queued_max_request_bytes > 0 ? cfg_.queued_max_request_bytes : int64_t{512} << 20;
+    sc.shard_max_inflight_bytes = static_cast<size_t>(std::max<int64_t>(total / n, 1 << 20));
+    server_ = std::make_unique<net::server>(*shards_, sc,
+                                            [this](unsigned s) -> net::frame_handler& { return *ctx_[s]->handler; });
+    auto port = server_->listen();
+    if (!port) {
+        stop();
+        wait();
+        return fail(port.error());
+    }
+    server_->start();
+
+    if (!cfg_.http_listener.empty()) {
+        auto colon = cfg_.http_listener.rfind(':');
+        boost::system::error_code bec;
+        auto addr = asio::ip::make_address(cfg_.http_listener.substr(0, colon), bec);
+        if (colon == std::string::npos || bec) {
+            stop();
+            wait();
+            return fail("fjord.http.listener: expected host:port, got " + cfg_.http_listener);
+        }
+        auto hport = static_cast<uint16_t>(std::stoi(cfg_.http_listener.substr(colon + 1)));
+        http_acceptor_ = std::make_unique<tcp::acceptor>(shards_->context(0));
+        tcp::endpoint ep(addr, hport);
+        http_acceptor_->open(ep.protocol(), bec);
+        if (!bec) http_acceptor_->set_option(asio::socket_base::reuse_address(true), bec);
+        if (!bec) http_acceptor_->bind(ep, bec);
+        if (!bec) http_acceptor_->listen(16, bec);
+        if (bec) {
+            stop();
+            wait();
+            return fail("fjord.http.listener " + cfg_.http_listener + ": " + bec.message());
+        }
+        http_port_ = http_acceptor_->local_endpoint().port();
+        asio::co_spawn(shards_->context(0), http_loop(this), asio::detached);
+    }
+    for (unsigned i = 0; i < n; ++i) asio::co_spawn(shards_->context(i), housekeeping(this, i), asio::detached);
+    log_info("fjord ready: listener {}://{}:{} cluster.id={} ({} ms)", l.name, sc.host, *port, cluster_id_,
+             wall_ms() - started_ms_);
+    return {};
+}
+
+result<void, std::string> broker::open_on_shards() {
+    const unsigned n = shards_->count();
+    // The controller and its metadata log on shard 0.
+    auto& ctx0 = shards_->context(0);
+    auto post0 = [&ctx0](std::function<void()> fn) { asio::post(ctx0, std::move(fn)); };
+    auto opened = run_on(ctx0, [&]() -> result<void, std::string> {
+        cluster::local_metadata_log_options mo;
+        mo.dir = cfg_.log_dir + "/" + cluster::metadata_topic;
+        mo.node_id = cfg_.node_id;
+        std::string detail;
+        auto mlog = cluster::local_metadata_log::open(mo, *io_, post0, detail);
+        if (!mlog) return fail(fmt::format("metadata log {}: {}", mo.dir, detail));
+        metadata_log_ = mlog->get();
+        cluster::controller_config cc;
+        cc.node_id = cfg_.node_id;
+        cc.default_partitions = cfg_.num_partitions;
+        cc.default_replication_factor = cfg_.default_replication_factor;
+        auto ctl = cluster::controller::open(std::move(mlog).value(), cc, post0, detail);
+        if (!ctl) return fail(fmt::format("metadata: {}", detail));
+        controller_ = std::move(ctl).value();
+        cluster_id_ = controller_->image()->cluster_id();
+        return {};
+    });
+    if (!opened) return opened;
+
+    // Each shard's logs: shard 0 first (it writes meta.properties), then the rest.
+    auto open_logs = [&](unsigned i) -> result<void, std::string> {
+        return run_on(shards_->context(i), [&, i]() -> result<void, std::string> {
+            storage::log_manager_config lc;
+            lc.dir = cfg_.log_dir;
+            lc.node_id = cfg_.node_id;
+            lc.cluster_id = cluster_id_;
+            lc.shard = i;
+            lc.shard_count = n;
+            lc.owns = [i, n](const storage::topic_partition& tp) {
+                return tp.topic != cluster::metadata_topic && owner_shard(tp.topic, tp.partition, n) == i;
+            };
+            auto default_cfg = resolve_topic_config(cfg_, {});
+            lc.defaults = default_cfg.value().log;
+            auto m = storage::log_manager::open(storage::posix_file_system(), lc, wall_ms());
+            if (!m) return fail(fmt::format("log.dirs {}: {}", cfg_.log_dir, storage::describe(m.error())));
+            for (const auto& [tp, why] : (*m)->offline())
+                log_error("partition {}-{} is offline: {}", tp.topic, tp.partition, why);
+            for (const auto& [tp, rep] : (*m)->recovery_reports()) {
+                log_info("partition {}-{} recovered: {} segments scanned; {}", tp.topic, tp.partition,
+                         rep.segments_scanned, rep.detail.empty() ? "nothing cut" : rep.detail);
+            }
+            ctx_[i]->logs = std::move(m).value();
+            return {};
+        });
+    };
+    if (auto r = open_logs(0); !r) return r;
+    if ((*ctx_[0]->logs).cluster_id() != cluster_id_) {
+        return fail(fmt::format("log.dirs {}: meta.properties has cluster.id {} but the metadata log has {}",
+                                cfg_.log_dir, ctx_[0]->logs->cluster_id(), cluster_id_));
+    }
+    for (unsigned i = 1; i < n; ++i) {
+        if (auto r = open_logs(i); !r) return r;
+    }
+    if (auto r = storage::log_manager::remove_stale_shard_files(storage::posix_file_system(), cfg_.log_dir, n); !r) {
+        log_warn("log.dirs {}: could not remove files of a previous shard count: {}", cfg_.log_dir,
+                 storage::describe(r.error()));
+    }
+
+    // Every shard applies the current image, then follows the controller.
+    auto img = run_on(ctx0, [&] { return controller_->image(); });
+    for (unsigned i = 0; i < n; ++i) run_on(shards_->context(i), [&, i] { ctx_[i]->apply_image(img); });
+    run_on(ctx0, [&] {
+        controller_->set_listener(
+            [this](const cluster::controller::image_ptr& next, const cluster::metadata_delta&) { publish(next); });
+    });
+    return {};
+}
+
+void broker::publish(const std::shared_ptr<const cluster::metadata_image>& img) {
+    // Posts from one thread run in order on each target: images never go back.
+    for (unsigned i = 0; i < shards_->count(); ++i) {
+        asio::post(shards_->context(i), [this, i, img] { ctx_[i]->apply_image(img); });
+    }
+}
+
+namespace {
+struct create_state {
+    explicit create_state(const asio::any_io_executor& ex) : ev(ex) {}
+    net::event ev;
+    bool done = false;
+    std::vector<cluster::topic_outcome> outcomes;
+    int64_t offset = -1;
+};
+
+net::awaitable<std::pair<std::vector<cluster::topic_outcome>, int64_t>> create_on_controller(
+    cluster::controller* ctl, std::vector<cluster::topic_spec> specs) {
+    auto st = std::make_shared<create_state>(co_await asio::this_coro::executor);
+    ctl->create_topics(std::move(specs),
+                       [st](std::vector<cluster::topic_outcome> out, cluster::controller::image_ptr img) {
+                           st->outcomes = std::move(out);
+                           st->offset = img ? img->last_offset() : -1;
+                           st->done = true;
+                           st->ev.notify();
+                       });
+    while (!st->done) co_await st->ev.wait();
+    co_return std::pair{std::move(st->outcomes), st->offset};
+}
+}  // namespace
+
+net::awaitable<std::vector<cluster::topic_outcome>> broker::create_topics(std::vector<cluster::topic_spec> specs) {
+    auto& here = *ctx_[net::shard_set::current()];
+    auto* ctl = controller_.get();
+    auto task = shards_->invoke_on(
+        0, [ctl, s = std::move(specs)]() mutable { return create_on_controller(ctl, std::move(s)); });
+    auto [outcomes, offset] = co_await std::move(task);
+    // Visible here before the caller answers (prompt visibility).
+    while (here.image->last_offset() < offset) co_await here.image_advanced->wait();
+    co_return outcomes;
+}
+
+void broker::stop() {
+    std::lock_guard g(mu_);
+    if (stop_requested_) return;
+    stop_requested_ = true;
+    cv_.notify_all();
+}
+
+void broker::wait() {
+    {
+        std::unique_lock g(mu_);
+        cv_.wait(g, [&] { return stop_requested_; });
+    }
+    log_info("fjord stopping: no new connections; finishing in-flight requests");
+    if (server_) {
+        server_->stop();
+        for (int i = 0; i < 3000 && !server_->stopped(); ++i)
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    if (http_acceptor_) {
+        run_on(shards_->context(0), [&] {
+            boost::system::error_code ec;
+            http_acceptor_->close(ec);
+        });
+    }
+    shutdown_shards();
+    shards_->stop();
+    shards_->join();
+    pool_->stop();
+    log_info("fjord stopped");
+}
+
+void broker::shutdown_shards() {
+    const unsigned n = shards_->count();
+    for (unsigned i = 0; i < n; ++i) {
+        run_on(shards_->context(i), [&, i] { ctx_[i]->stopping = true; });
+    }
+    // Background work (compaction, checkpoints) finishes first.
+    for (unsigned i = 0; i < n; ++i) {
+        for (int t = 0; t < 60000; ++t) {
+            if (run_on(shards_->context(i), [&, i] { return ctx_[i]->background == 0; })) break;
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        }
+    }
+    // Flush every partition, wait for its fsyncs, then the clean-shutdown files.
+    for (unsigned i = 0; i < n; ++i) {
+        auto& c = *ctx_[i];
+        std::promise<void> done;
+        asio::co_spawn(
+            shards_->context(i),
+            [](shard_ctx* c, std::promise<void>* done) -> net::awaitable<void> {
+                auto ex = co_await asio::this_coro::executor;
+                for (auto& [tp, p] : c->partitions) {
+                    net::event ev(ex);
+                    bool flushed = false;
+                    p->durability().flush([&](int) {
+                        flushed = true;
+                        ev.notify();
+                    });
+                    while (!flushed || !p->durability().idle()) {
+                        asio::steady_timer t(ex, std::chrono::milliseconds(flushed ? 1 : 1000));
+                        if (flushed) {
+                            co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+                        } else {
+                            co_await ev.wait();
+                        }
+                    }
+                }
+                c->partitions.clear();
+                if (c->logs) {
+                    if (auto r = c->logs->shutdown(); !r) {
+                        log_error("log.dirs: clean shutdown failed: {}", storage::describe(r.error()));
+                    }
+                }
+                done->set_value();
+            }(&c, &done),
+            asio::detached);
+        done.get_future().wait();
+    }
+    // The metadata log last.
+    run_on(shards_->context(0), [&] {});
+    for (int i = 0; i < 3000; ++i) {
+        bool idle =
+            run_on(shards_->context(0), [&] { return !controller_ || (controller_->idle() && metadata_log_->idle()); });
+        if (idle) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    run_on(shards_->context(0), [&] {
+        if (metadata_log_) {
+            if (auto r = metadata_log_->close(); !r) log_error("metadata log: clean shutdown failed");
+        }
+        controller_.reset();
+        metadata_log_ = nullptr;
+    });
+}
+
+// Compaction of this shard's compacted partitions, one at a time: planned
+// on the shard, cleaned on the blocking pool, swapped in on the shard.
+net::awaitable<void> broker::clean_shard(broker* self, unsigned shard) {
+    auto& c = *self->ctx_[shard];
+    if (!c.cleaner) {
+        size_t bytes = static_cast<size_t>(self->cfg_.log_cleaner_dedupe_buffer_size) / self->shards_->count();
+        c.cleaner =
+            std::make_unique<storage::compactor>(storage::posix_file_system(), std::max<size_t>(bytes, 1 << 20));
+    }
+    std::vector<storage::topic_partition> compacted;
+    for (auto& [tp, p] : c.partitions) {
+        if (p->config().log.compact && !p->offline()) compacted.push_back(tp);
+    }
+    for (const auto& tp : compacted) {
+        if (c.stopping) break;
+        partition* p = c.find(tp);
+        if (!p || p->offline()) continue;
+        auto plan = p->log().plan_compaction(wall_ms(), p->high_watermark());
+        if (!plan) continue;
+        auto outcome = std::make_shared<std::optional<fjord::result<storage::compaction_result, storage::errc>>>();
+        auto detail = std::make_shared<std::string>();
+        storage::compactor* cleaner = c.cleaner.get();
+        auto shared_plan = std::make_shared<storage::compaction_plan>(std::move(*plan));
+        auto work = net::run_blocking(
+            *self->pool_, [cleaner, shared_plan, outcome, detail] { *outcome = cleaner->run(*shared_plan, *detail); });
+        co_await std::move(work);
+        p = c.find(tp);  // the partition may have gone meanwhile
+        if (!p) continue;
+        if (!*outcome || !**outcome) {
+            log_error("partition {}-{}: compaction failed: {} {}", tp.topic, tp.partition,
+                      *outcome ? storage::describe((*outcome)->error()) : "?", *detail);
+            continue;
+        }
+        auto installed = p->log().install_compaction(*shared_plan, (*outcome)->value());
+        if (!installed) {
+            log_error("partition {}-{}: installing the compacted segments failed: {}", tp.topic, tp.partition,
+                      storage::describe(installed.error()));
+            continue;
+        }
+        compactions_run.inc();
+        log_info("partition {}-{}: compacted {} segments: {} records read, {} dropped, {} -> {} bytes", tp.topic,
+                 tp.partition, installed->segments_replaced, installed->records_read, installed->records_dropped,
+                 installed->bytes_read, installed->bytes_written);
+    }
+}
+
+// Writes this shard's checkpoint files (recovery points, log starts, cleaner
+// positions) on the blocking pool.
+net::awaitable<void> broker::checkpoint_shard(broker* self, unsigned shard) {
+    auto& c = *self->ctx_[shard];
+    auto files = std::make_shared<storage::checkpoint_files>(c.logs->prepare_checkpoint());
+    auto dir = c.logs->dir();
+    auto ok = std::make_shared<bool>(true);
+    auto work = net::run_blocking(*self->pool_, [files, dir, ok] {
+        *ok = storage::log_manager::write_checkpoint(storage::posix_file_system(), dir, *files).ok();
+    });
+    co_await std::move(work);
+    if (!*ok) log_warn("log.dirs {}: writing the offset checkpoints failed; will retry", dir);
+}
+
+net::awaitable<void> broker::housekeeping(broker* self, unsigned shard) {
+    auto& c = *self->ctx_[shard];
+    const auto& cfg = self->cfg_;
+    auto ex = co_await asio::this_coro::executor;
+    asio::steady_timer t(ex);
+    int64_t now = wall_ms();
+    int64_t next_retention = now + cfg.log_retention_check_interval_ms;
+    int64_t next_clean = now + cfg.log_cleaner_backoff_ms;
+    int64_t next_checkpoint = now + cfg.log_flush_offset_checkpoint_interval_ms;
+    ++c.background;
+    while (!c.stopping) {
+        t.expires_after(std::chrono::milliseconds(100));
+        co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+        if (c.stopping) break;
+        now = wall_ms();
+        for (auto& [tp, p] : c.partitions) p->durability().on_timer(now);
+        if (now >= next_retention) {
+            next_retention = now + cfg.log_retention_check_interval_ms;
+            for (auto& [tp, p] : c.partitions) {
+                if (!p->config().log.delete_ || p->offline()) continue;
+                auto r = p->log().apply_retention(now);
+                if (r && *r > 0) {
+                    retention_deleted.inc(static_cast<uint64_t>(*r));
+                    log_info("partition {}-{}: retention deleted {} segments; log start offset {}", tp.topic,
+                             tp.partition, *r, p->log_start_offset());
+                }
+            }
+        }
+        if (cfg.log_cleaner_enable && now >= next_clean && !c.cleaning) {
+            next_clean = now + cfg.log_cleaner_backoff_ms;
+            c.cleaning = true;
+            ++c.background;
+            asio::co_spawn(
+                ex,
+                [](broker* b, unsigned s) -> net::awaitable<void> {
+                    auto work = clean_shard(b, s);
+                    co_await std::move(work);
+                    auto& cc = *b->ctx_[s];
+                    cc.cleaning = false;
+                    --cc.background;
+                }(self, shard),
+                asio::detached);
+        }
+        if (now >= next_checkpoint && !c.checkpointing) {
+            next_checkpoint = now + cfg.log_flush_offset_checkpoint_interval_ms;
+            c.checkpointing = true;
+            ++c.background;
+            asio::co_spawn(
+                ex,
+                [](broker* b, unsigned s) -> net::awaitable<void> {
+                    auto work = checkpoint_shard(b, s);
+                    co_await std::move(work);
+                    auto& cc = *b->ctx_[s];
+                    cc.checkpointing = false;
+                    --cc.background;
+                }(self, shard),
+                asio::detached);
+        }
+    }
+    --c.background;
+}
+
+net::awaitable<void> broker::http_loop(broker* self) {
+    namespace http = boost::beast::http;
+    auto& acc = *self->http_acceptor_;
+    while (true) {
+        auto [ec, sock] = co_await acc.async_accept(asio::as_tuple(asio::use_awaitable));
+        if (ec) break;
+        asio::co_spawn(
+            acc.get_executor(),
+            [](tcp::socket s) -> net::awaitable<void> {
+                boost::beast::flat_buffer buf(8192);
+                http::request_parser<http::empty_body> parser;
+                parser.header_limit(8192);
+                auto [rec, n] = co_await http::async_read(s, buf, parser, asio::as_tuple(asio::use_awaitable));
+                if (rec) co_return;
+                const auto& req = parser.get();
+                http::response<http::string_body> res;
+                res.version(req.version());
+                res.keep_alive(false);
+                if (req.method() == http::verb::get && req.target() == "/metrics") {
+                    res.result(http::status::ok);
+                    res.set(http::field::content_type, "text/plain; version=0.0.4");
+                    res.body() = render_metrics();
+                } else {
+                    res.result(http::status::not_found);
+                    res.body() = "not found\n";
+                }
+                res.prepare_payload();
+                co_await http::async_write(s, res, asio::as_tuple(asio::use_awaitable));
+                boost::system::error_code sec;
+                s.shutdown(tcp::socket::shutdown_both, sec);
+            }(std::move(sock)),
+            asio::detached);
+    }
+}
+
+}  // namespace fjord::kafka

@@ -1,0 +1,144 @@
+// broker: one Fjord node. Wires the shards, their partitions and logs, the
+// cluster metadata (on shard 0), the Kafka listener and the HTTP endpoint.
+//
+// Partition ownership: partition p of topic t lives on shard
+// owner_shard(t, p) (a stable hash, so a restart with the same --smp puts
+// every partition back where its files were checkpointed). A request that
+// reaches shard A for a partition of shard B is forwarded to B
+// (shard_set::invoke_on) and answered from A.
+//
+// Metadata: the controller (shard 0) appends changes to the metadata log;
+// each new image is published to every shard in order, and each shard
+// creates (or drops) the partitions it owns. A shard only ever reads its own
+// copy of the image pointer.
+//
+// Threading: shard_ctx is touched only by its own shard. Lifecycle: create()
+// (config checked), start() (opens everything, binds, serves), stop() (from
+// any thread: stops accepting, finishes requests, flushes logs, writes the
+// clean-shutdown markers), wait().
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "cluster/controller.h"
+#include "kafka/config.h"
+#include "kafka/fetch_session.h"
+#include "kafka/partition.h"
+#include "net/blocking_pool.h"
+#include "net/server.h"
+#include "net/shard.h"
+#include "storage/io_engine.h"
+#include "storage/log_manager.h"
+
+namespace fjord::cluster {
+class local_metadata_log;
+}
+
+namespace fjord::kafka {
+
+class broker;
+class dispatcher;
+
+unsigned owner_shard(std::string_view topic, int32_t partition, unsigned shards);
+
+// What one shard owns.
+struct shard_ctx {
+    shard_ctx(broker& b, unsigned id);
+    ~shard_ctx();
+    broker& owner;
+    unsigned id;
+    std::unique_ptr<storage::log_manager> logs;
+    std::map<storage::topic_partition, std::unique_ptr<partition>> partitions;
+    std::shared_ptr<const cluster::metadata_image> image;
+    std::unique_ptr<net::event> image_advanced;  // a newer image was applied here
+    std::unique_ptr<fetch_session_cache> sessions;
+    std::unique_ptr<dispatcher> handler;
+    bool stopping = false;
+    // Background work on this shard (housekeeping, a cleaning, a checkpoint).
+    int background = 0;
+    bool cleaning = false;
+    bool checkpointing = false;
+    std::unique_ptr<storage::compactor> cleaner;  // used by one blocking-pool task at a time
+    std::vector<uint8_t> scratch;                 // decompression buffer of produce validation
+
+    partition* find(const storage::topic_partition& tp) {
+        auto it = partitions.find(tp);
+        return it == partitions.end() ? nullptr : it->second.get();
+    }
+    // Applies a newer image: creates and drops this shard's partitions.
+    void apply_image(std::shared_ptr<const cluster::metadata_image> img);
+};
+
+class broker {
+public:
+    static result<std::unique_ptr<broker>, std::string> create(broker_config cfg);
+    ~broker();
+
+    result<void, std::string> start();
+    // Any thread (not a signal handler).
+    void stop();
+    // Blocks until stop() has finished.
+    void wait();
+
+    const broker_config& config() const { return cfg_; }
+    net::shard_set& shards() { return *shards_; }
+    shard_ctx& shard(unsigned i) { return *ctx_[i]; }
+    storage::io_engine& io() { return *io_; }
+    // Shard 0 only.
+    cluster::controller& controller() { return *controller_; }
+    uint16_t port() const { return server_ ? server_->port() : 0; }
+    uint16_t http_port() const { return http_port_; }
+    int64_t started_ms() const { return started_ms_; }
+
+    // The cluster id (fixed at start).
+    const std::string& cluster_id() const { return cluster_id_; }
+
+    // Creates topics through the controller (any shard); resolves once the
+    // new image has been applied on the calling shard.
+    net::awaitable<std::vector<cluster::topic_outcome>> create_topics(std::vector<cluster::topic_spec> specs);
+    // Shard 0 only: a producer id never handed out before, or -1 when the
+    // metadata log cannot take a new block (init_producer_id.cc).
+    static net::awaitable<int64_t> next_producer_id_on_controller(broker* self);
+
+private:
+    explicit broker(broker_config cfg);
+    result<void, std::string> open_on_shards();
+    void publish(const std::shared_ptr<const cluster::metadata_image>& img);
+    void shutdown_shards();
+    static net::awaitable<void> housekeeping(broker* self, unsigned shard);
+    static net::awaitable<void> clean_shard(broker* self, unsigned shard);
+    static net::awaitable<void> checkpoint_shard(broker* self, unsigned shard);
+    static net::awaitable<void> http_loop(broker* self);
+
+    broker_config cfg_;
+    std::unique_ptr<storage::io_engine> io_;
+    std::unique_ptr<net::blocking_pool> pool_;  // checkpoint writes, compaction
+    std::unique_ptr<net::shard_set> shards_;
+    std::vector<std::unique_ptr<shard_ctx>> ctx_;
+    std::unique_ptr<cluster::controller> controller_;
+    cluster::local_metadata_log* metadata_log_ = nullptr;  // owned by controller_
+    std::unique_ptr<net::server> server_;
+    std::unique_ptr<net::asio::ip::tcp::acceptor> http_acceptor_;
+    uint16_t http_port_ = 0;
+    std::string cluster_id_;
+    int64_t started_ms_ = 0;
+    // Shard 0: the current block of producer ids [next, end).
+    int64_t producer_ids_next_ = 0;
+    int64_t producer_ids_end_ = 0;
+    bool producer_ids_waiting_ = false;
+    std::unique_ptr<net::event> producer_ids_ready_;
+
+    std::mutex mu_;
+    std::condition_variable cv_;
+    bool stop_requested_ = false;
+    bool stopped_ = false;
+    std::thread stopper_;
+};
+
+}  // namespace fjord::kafka

@@ -1,0 +1,96 @@
+// Broker configuration: Kafka's names and defaults, read from a
+// server.properties file, then FJORD_* environment variables, then
+// --override flags (later sources win). Topic configs resolve against the
+// broker's log.* defaults.
+//
+// Threading: parsed once at start-up (exceptions are not used; errors are
+// returned as text for the operator); the result is immutable and shared.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+#include "protocol/compression.h"
+#include "storage/durability.h"
+#include "storage/log.h"
+
+namespace fjord::kafka {
+
+using properties = std::map<std::string, std::string>;
+
+struct listener {
+    std::string name;  // PLAINTEXT
+    std::string host;  // "" means every interface
+    uint16_t port = 0;
+};
+
+// How the broker treats a producer's codec (compression.type).
+enum class compression_policy : uint8_t { producer, none, gzip, snappy, lz4, zstd };
+
+struct broker_config {
+    int32_t node_id = 1;                                       // node.id
+    std::vector<listener> listeners;                           // listeners
+    std::vector<listener> advertised_listeners;                // advertised.listeners (default: listeners)
+    std::string log_dir = "./data";                            // log.dirs (one directory)
+    unsigned smp = 0;                                          // --smp / fjord.smp, 0: one per core
+    bool auto_create_topics_enable = true;                     // auto.create.topics.enable
+    int32_t num_partitions = 1;                                // num.partitions
+    int16_t default_replication_factor = 1;                    // default.replication.factor
+    int32_t socket_request_max_bytes = 104857600;              // socket.request.max.bytes
+    int64_t connections_max_idle_ms = 600000;                  // connections.max.idle.ms
+    int64_t queued_max_request_bytes = -1;                     // queued.max.request.bytes (-1: Fjord's bound)
+    int64_t log_retention_check_interval_ms = 300000;          // log.retention.check.interval.ms
+    int64_t log_flush_offset_checkpoint_interval_ms = 60000;   // log.flush.offset.checkpoint.interval.ms
+    bool log_cleaner_enable = true;                            // log.cleaner.enable
+    int64_t log_cleaner_backoff_ms = 15000;                    // log.cleaner.backoff.ms
+    int64_t log_cleaner_dedupe_buffer_size = 134217728;        // log.cleaner.dedupe.buffer.size (per node)
+    int32_t max_incremental_fetch_session_cache_slots = 1000;  // max.incremental.fetch.session.cache.slots
+    int64_t fetch_max_bytes = 57671680;                        // fetch.max.bytes
+    std::string http_listener;                                 // fjord.http.listener (host:port, "" off)
+    // Topic defaults: the topic-level configs when a topic sets none.
+    properties topic_defaults;
+    std::vector<std::string> warnings;  // unknown keys and the like, logged at start
+};
+
+// The topic configs Fjord knows, with the broker config each one falls back
+// to and Kafka's default.
+struct topic_config_def {
+    std::string_view name;         // segment.bytes
+    std::string_view broker_name;  // log.segment.bytes ("" when none)
+    std::string_view default_value;
+};
+std::span<const topic_config_def> topic_config_defs();
+const topic_config_def* find_topic_config(std::string_view name);
+
+// Everything a partition needs from its topic's configs.
+struct topic_config {
+    storage::log_config log;
+    storage::durability_config durability;
+    int32_t max_message_bytes = 1048588;                            // max.message.bytes
+    int64_t timestamp_before_max_ms = INT64_MAX;                    // message.timestamp.before.max.ms
+    int64_t timestamp_after_max_ms = 3600000;                       // message.timestamp.after.max.ms
+    compression_policy compression = compression_policy::producer;  // compression.type
+    std::optional<protocol::codec> target_codec() const;
+};
+
+// Resolves a topic's explicitly set configs over the broker defaults. An
+// invalid value is an error naming the key (CreateTopics/AlterConfigs
+// report it as INVALID_CONFIG).
+result<topic_config, std::string> resolve_topic_config(const broker_config& broker, const properties& topic);
+// The effective value of one topic config (the topic's, else the broker's,
+// else Kafka's default), as DescribeConfigs shows it.
+std::string effective_topic_config(const broker_config& broker, const properties& topic, std::string_view name);
+
+// Parses a server.properties text (Java properties: key=value or key:value,
+// # and ! comments, backslash line continuations).
+result<properties, std::string> parse_properties_text(std::string_view text);
+// Merges: file, then FJORD_* environment (FJORD_LOG_DIRS -> log.dirs), then overrides.
+properties merge_sources(const properties& file, char** envp, const properties& overrides);
+result<broker_config, std::string> make_broker_config(const properties& props);
+result<std::vector<listener>, std::string> parse_listeners(std::string_view text);
+
+}  // namespace fjord::kafka

@@ -1,0 +1,61 @@
+// dispatcher: the Kafka request handler of one shard. Reads the request
+// header, checks the API key and version the way Apache Kafka does, decodes
+// the body with the generated codec and hands it to the API's handler (one
+// file per API family: produce.cc, fetch.cc, metadata.cc, ...).
+//
+// What Kafka closes the connection for (an unknown API key, a version the
+// broker does not serve, a header or body that does not decode), this closes
+// too, logging the client's address and why. A too-new ApiVersions request
+// gets the v0-shaped UNSUPPORTED_VERSION answer instead.
+//
+// Threading: one per shard; called on that shard.
+#pragma once
+
+#include "kafka/request.h"
+#include "net/server.h"
+
+namespace fjord::kafka {
+
+struct shard_ctx;
+
+// Handlers: decode `body` at ctx.version and answer. Each may call
+// order.release() once nothing later on the connection depends on it.
+using api_handler = net::awaitable<net::response> (*)(shard_ctx& sh, request_context& ctx, shared_bytes body,
+                                                      net::request_order& order);
+
+net::awaitable<net::response> handle_api_versions(shard_ctx&, request_context&, shared_bytes, net::request_order&);
+net::awaitable<net::response> handle_metadata(shard_ctx&, request_context&, shared_bytes, net::request_order&);
+net::awaitable<net::response> handle_produce(shard_ctx&, request_context&, shared_bytes, net::request_order&);
+net::awaitable<net::response> handle_fetch(shard_ctx&, request_context&, shared_bytes, net::request_order&);
+net::awaitable<net::response> handle_list_offsets(shard_ctx&, request_context&, shared_bytes, net::request_order&);
+net::awaitable<net::response> handle_offset_for_leader_epoch(shard_ctx&, request_context&, shared_bytes,
+                                                             net::request_order&);
+net::awaitable<net::response> handle_init_producer_id(shard_ctx&, request_context&, shared_bytes, net::request_order&);
+net::awaitable<net::response> handle_describe_cluster(shard_ctx&, request_context&, shared_bytes, net::request_order&);
+
+// The handler of an API key, or null when Fjord does not serve it (yet):
+// such keys are not advertised.
+api_handler find_handler(int16_t api_key);
+
+class dispatcher final : public net::frame_handler {
+public:
+    explicit dispatcher(shard_ctx& sh) : sh_(sh) {}
+    net::awaitable<net::response> handle(const net::connection_info& conn, shared_bytes frame,
+                                         net::request_order& order) override;
+    void closed(const net::connection_info& conn) override {}
+
+private:
+    shard_ctx& sh_;
+};
+
+// Logs and closes for a body that does not decode (Kafka closes too).
+net::response undecodable(const request_context& ctx, protocol::errc e);
+
+// Closes the connection without answering (logged by the caller).
+inline net::response close_connection() {
+    net::response r;
+    r.close = true;
+    return r;
+}
+
+}  // namespace fjord::kafka

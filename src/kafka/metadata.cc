@@ -1,0 +1,146 @@
+// Metadata (API 3): brokers, cluster id, controller, topics with their
+// partitions; creates topics on request when auto.create.topics.enable.
+#include "protocol/gen/metadata.h"
+#include "base/logger.h"
+#include "cluster/topic_name.h"
+#include "kafka/broker.h"
+#include "kafka/dispatcher.h"
+#include "kafka/errors.h"
+
+namespace fjord::kafka {
+namespace gen = protocol::gen;
+using mresp = gen::metadata_response;
+
+namespace {
+void fill_topic(mresp::metadata_response_topic& t, const cluster::topic_info& info, bool authorized_ops) {
+    t.error_code = error::none;
+    t.name = info.name;
+    t.topic_id = info.id;
+    t.is_internal = info.name == "__consumer_offsets" || info.name == "__transaction_state";
+    t.partitions.reserve(info.partitions.size());
+    for (const auto& p : info.partitions) {
+        mresp::metadata_response_partition mp;
+        mp.error_code = p.leader >= 0 ? error::none : error::leader_not_available;
+        mp.partition_index = p.partition;
+        mp.leader_id = p.leader;
+        mp.leader_epoch = p.leader_epoch;
+        mp.replica_nodes = p.replicas;
+        mp.isr_nodes = p.isr;
+        t.partitions.push_back(std::move(mp));
+    }
+    if (authorized_ops) t.topic_authorized_operations = topic_operations_all;
+}
+}  // namespace
+
+net::awaitable<net::response> handle_metadata(shard_ctx& sh, request_context& ctx, shared_bytes body,
+                                              net::request_order&) {
+    auto req = decode_request<gen::metadata_request>(body, ctx.version);
+    if (!req) co_return undecodable(ctx, req.error());
+    const auto& cfg = sh.owner.config();
+    const int16_t v = ctx.version;
+    // v0: an empty list means all topics; v1+: null means all, empty means none.
+    const bool all_topics = !req->topics || (v == 0 && req->topics->empty());
+    // v4+ carries the client's wish; older versions always allow it.
+    const bool may_create = cfg.auto_create_topics_enable && (v < 4 || req->allow_auto_topic_creation);
+    const bool topic_ops = v >= 8 && req->include_topic_authorized_operations;
+
+    mresp resp;
+    const auto& adv = cfg.advertised_listeners.front();
+    mresp::metadata_response_broker b;
+    b.node_id = cfg.node_id;
+    b.host = adv.host;
+    b.port = adv.port ? adv.port : sh.owner.port();
+    resp.brokers.push_back(std::move(b));
+    resp.cluster_id = sh.owner.cluster_id();
+    resp.controller_id = cfg.node_id;
+    if (v >= 8 && v <= 10 && req->include_cluster_authorized_operations) {
+        resp.cluster_authorized_operations = cluster_operations_all;
+    }
+
+    auto image = sh.image;
+    if (all_topics) {
+        for (const auto& [name, info] : image->topics()) {
+            mresp::metadata_response_topic t;
+            fill_topic(t, *info, topic_ops);
+            resp.topics.push_back(std::move(t));
+        }
+        co_return encode_response(ctx, resp);
+    }
+
+    // A topic with neither name nor id: Kafka fails the whole request with
+    // its generic error answer (no brokers, every topic UNKNOWN_SERVER_ERROR).
+    for (const auto& rt : *req->topics) {
+        if (!rt.name && rt.topic_id.is_zero()) {
+            mresp err;
+            err.cluster_id = std::nullopt;
+            for (const auto& t : *req->topics) {
+                mresp::metadata_response_topic et;
+                et.error_code = error::unknown_server_error;
+                et.name = t.name.value_or("");
+                et.topic_id = t.topic_id;
+                resp.topics.push_back(std::move(et));
+                err.topics.push_back(resp.topics.back());
+            }
+            co_return encode_response(ctx, err);
+        }
+    }
+
+    std::vector<cluster::topic_spec> to_create;
+    std::vector<size_t> created_at;
+    for (const auto& rt : *req->topics) {
+        mresp::metadata_response_topic t;
+        if (v >= 10 && !rt.topic_id.is_zero() && !rt.name) {
+            t.topic_id = rt.topic_id;
+            t.name = std::nullopt;
+            if (const auto* info = image->find_topic(rt.topic_id)) {
+                fill_topic(t, *info, topic_ops);
+            } else {
+                t.error_code = error::unknown_topic_id;
+            }
+            resp.topics.push_back(std::move(t));
+            continue;
+        }
+        const std::string name = rt.name.value_or("");
+        t.name = name;
+        if (const auto* info = image->find_topic(name)) {
+            fill_topic(t, *info, topic_ops);
+        } else if (!cluster::is_valid_topic_name(name)) {
+            t.error_code = error::invalid_topic_exception;
+        } else if (may_create) {
+            // Kafka answers LEADER_NOT_AVAILABLE while the topic is created;
+            // this waits for the creation, so the client's retry finds it.
+            t.error_code = error::leader_not_available;
+            to_create.push_back(
+                cluster::topic_spec{.name = name, .partitions = -1, .replication_factor = -1, .configs = {}});
+            created_at.push_back(resp.topics.size());
+        } else {
+            t.error_code = error::unknown_topic_or_partition;
+        }
+        if (topic_ops && t.error_code != error::none) t.topic_authorized_operations = operations_omitted;
+        resp.topics.push_back(std::move(t));
+    }
+    if (!to_create.empty()) {
+        auto creating = sh.owner.create_topics(std::move(to_create));
+        auto outcomes = co_await std::move(creating);
+        for (size_t i = 0; i < outcomes.size() && i < created_at.size(); ++i) {
+            const auto& o = outcomes[i];
+            auto& t = resp.topics[created_at[i]];
+            if (!o.error) {
+                log_info("{}: topic {} auto-created (client {})", ctx.conn.peer, o.name,
+                         ctx.client_id.value_or("null"));
+            } else if (*o.error == cluster::errc::topic_already_exists) {
+                // Another request created it meanwhile: answer with it.
+                if (const auto* info = sh.image->find_topic(o.name)) fill_topic(t, *info, topic_ops);
+            } else if (*o.error == cluster::errc::invalid_topic_name ||
+                       *o.error == cluster::errc::topic_name_collision) {
+                t.error_code = error::invalid_topic_exception;
+            } else {
+                t.error_code = error::unknown_topic_or_partition;
+                log_warn("topic {}: auto-creation failed ({})", o.name, static_cast<int>(*o.error));
+            }
+        }
+    }
+    co_return encode_response(ctx, resp);
+}
+
+}  // namespace fjord::kafka

@@ -1,0 +1,47 @@
+#include "kafka/partition.h"
+
+#include <algorithm>
+
+namespace fjord::kafka {
+
+partition::partition(storage::log& lg, storage::io_engine& io, storage::post_fn post, protocol::uuid topic_id,
+                     int32_t leader_epoch, topic_config cfg, int64_t now_ms)
+    : log_(lg),
+      durability_(std::make_unique<storage::durability>(lg, io, std::move(post), cfg.durability, now_ms)),
+      topic_id_(topic_id),
+      leader_epoch_(leader_epoch),
+      cfg_(std::move(cfg)) {}
+
+partition::~partition() {
+    // Waiting fetches hold pointers to their waiters, not to this partition.
+    for (auto* w : waiters_) {
+        w->woken = true;
+        w->ev.notify();
+    }
+}
+
+void partition::set_config(topic_config cfg) {
+    cfg_ = std::move(cfg);
+}
+
+int64_t partition::high_watermark() const {
+    if (cfg_.durability.mode == storage::durability_mode::write_caching) return log_.end_offset();
+    return std::min(log_.durable_offset(), log_.end_offset());
+}
+
+int64_t partition::last_stable_offset() const {
+    return log_.last_stable_offset(high_watermark());
+}
+
+void partition::wake_waiters() {
+    for (auto* w : waiters_) {
+        w->woken = true;
+        w->ev.notify();
+    }
+}
+
+void partition::remove_waiter(data_waiter* w) {
+    std::erase(waiters_, w);
+}
+
+}  // namespace fjord::kafka

@@ -1,0 +1,62 @@
+// request_context: one decoded request header and where it came from, and
+// the encoding of a response frame (size, response header, body).
+//
+// Threading: lives on the connection's shard for one request.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/endian.h"
+#include "net/server.h"
+#include "protocol/gen/registry.h"
+#include "protocol/gen/support.h"
+
+namespace fjord::kafka {
+
+struct request_context {
+    const net::connection_info& conn;
+    const protocol::gen::api_info& api;
+    int16_t version = 0;
+    int32_t correlation_id = 0;
+    std::optional<std::string> client_id;
+    int64_t now_ms = 0;  // wall clock when the request started
+};
+
+// Decodes a request body. Bytes after the message are ignored, as Kafka
+// ignores them; everything else must decode.
+template <typename M>
+result<M, protocol::errc> decode_request(shared_bytes body, int16_t version) {
+    if (version < M::min_version || version > M::max_version) return fail(protocol::errc::unsupported_version);
+    protocol::reader r(std::move(body));
+    M m;
+    m.decode(r, version);
+    if (!r.ok()) return fail(r.error());
+    return m;
+}
+
+// A response frame: size prefix, response header (correlation id, and the
+// empty tagged-field section when the header is flexible), body at `version`.
+template <typename M>
+net::response encode_response(const request_context& ctx, const M& body, int16_t version) {
+    protocol::writer w(256);
+    w.u32(0);  // size, patched below
+    w.i32(ctx.correlation_id);
+    if (protocol::gen::response_header_version(ctx.api, version) >= 1) w.uvarint(0);
+    body.encode(w, version);
+    FJORD_ASSERT(w.ok(), "encoding {} v{} failed: {}", M::spec_name, version, protocol::describe(w.error()));
+    auto bytes = w.take();
+    store_be<uint32_t>(bytes.data(), static_cast<uint32_t>(bytes.size() - 4));
+    net::response r;
+    r.frame = std::move(bytes);
+    return r;
+}
+
+template <typename M>
+net::response encode_response(const request_context& ctx, const M& body) {
+    return encode_response(ctx, body, ctx.version);
+}
+
+}  // namespace fjord::kafka
