@@ -55,6 +55,7 @@ api_handler find_handler(int16_t api_key) {
         case 1: return handle_fetch;
         case 2: return handle_list_offsets;
         case 3: return handle_metadata;
+        case 10: return handle_find_coordinator;
         case 18: return handle_api_versions;
         case 22: return handle_init_producer_id;
         case 23: return handle_offset_for_leader_epoch;

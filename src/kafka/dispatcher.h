@@ -31,6 +31,7 @@ net::awaitable<net::response> handle_list_offsets(shard_ctx&, request_context&, 
 net::awaitable<net::response> handle_offset_for_leader_epoch(shard_ctx&, request_context&, shared_bytes,
                                                              net::request_order&);
 net::awaitable<net::response> handle_init_producer_id(shard_ctx&, request_context&, shared_bytes, net::request_order&);
+net::awaitable<net::response> handle_find_coordinator(shard_ctx&, request_context&, shared_bytes, net::request_order&);
 net::awaitable<net::response> handle_describe_cluster(shard_ctx&, request_context&, shared_bytes, net::request_order&);
 
 // The handler of an API key, or null when Fjord does not serve it (yet):

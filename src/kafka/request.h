@@ -39,18 +39,24 @@ result<M, protocol::errc> decode_request(shared_bytes body, int16_t version) {
 
 // A response frame: size prefix, response header (correlation id, and the
 // empty tagged-field section when the header is flexible), body at `version`.
+// Record batches of at least this many bytes go out from their own buffers
+// (a gather write) instead of being copied into the response.
+inline constexpr size_t splice_min_bytes = 4096;
+
 template <typename M>
 net::response encode_response(const request_context& ctx, const M& body, int16_t version) {
     protocol::writer w(256);
+    w.enable_splices(splice_min_bytes);
     w.u32(0);  // size, patched below
     w.i32(ctx.correlation_id);
     if (protocol::gen::response_header_version(ctx.api, version) >= 1) w.uvarint(0);
     body.encode(w, version);
     FJORD_ASSERT(w.ok(), "encoding {} v{} failed: {}", M::spec_name, version, protocol::describe(w.error()));
-    auto bytes = w.take();
-    store_be<uint32_t>(bytes.data(), static_cast<uint32_t>(bytes.size() - 4));
+    const size_t total = w.total_size();
     net::response r;
-    r.frame = std::move(bytes);
+    for (auto& s : w.take_splices()) r.splices.push_back({s.at, std::move(s.bytes)});
+    r.frame = w.take();
+    store_be<uint32_t>(r.frame.data(), static_cast<uint32_t>(total - 4));
     return r;
 }
 

@@ -257,7 +257,7 @@ awaitable<void> server::run_request(server* self, std::shared_ptr<connection> c,
     auto& s = c->slots[slot_id - c->first_slot];
     st.inflight_bytes -= s.request_bytes;
     c->inflight_bytes -= s.request_bytes;
-    c->inflight_bytes += resp.frame.size();
+    c->inflight_bytes += resp.size();
     s.resp = std::move(resp);
     s.done = true;
     st.wake.notify();
@@ -276,14 +276,30 @@ awaitable<void> server::write_loop(server* self, std::shared_ptr<connection> c) 
         auto s = std::move(c->slots.front());
         c->slots.pop_front();
         ++c->first_slot;
+        const size_t bytes = s.resp.size();
         if (!s.resp.frame.empty()) {
             boost::system::error_code ec;
-            co_await asio::async_write(c->sock, asio::buffer(s.resp.frame),
-                                       asio::redirect_error(asio::use_awaitable, ec));
+            if (s.resp.splices.empty()) {
+                co_await asio::async_write(c->sock, asio::buffer(s.resp.frame),
+                                           asio::redirect_error(asio::use_awaitable, ec));
+            } else {
+                // Gather write: frame pieces with the spliced batches between them.
+                std::vector<asio::const_buffer> parts;
+                parts.reserve(2 * s.resp.splices.size() + 1);
+                size_t from = 0;
+                for (const auto& sp : s.resp.splices) {
+                    if (sp.at > from) parts.emplace_back(s.resp.frame.data() + from, sp.at - from);
+                    parts.emplace_back(sp.bytes.data(), sp.bytes.size());
+                    from = sp.at;
+                }
+                if (from < s.resp.frame.size())
+                    parts.emplace_back(s.resp.frame.data() + from, s.resp.frame.size() - from);
+                co_await asio::async_write(c->sock, parts, asio::redirect_error(asio::use_awaitable, ec));
+            }
             if (ec) close_now = true;
             c->last_active_ms = now_ms();
         }
-        c->inflight_bytes -= s.resp.frame.size();
+        c->inflight_bytes -= bytes;
         if (s.resp.close) close_now = true;
         c->wake_reader.notify();
     }

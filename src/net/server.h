@@ -59,7 +59,19 @@ struct connection_info {
 
 struct response {
     std::vector<uint8_t> frame;  // the whole frame, size prefix included; empty: nothing to send
-    bool close = false;          // close the connection after this (a protocol error)
+    // Shared buffers sent in place (record batches, not copied): each goes
+    // before frame[at], in order.
+    struct splice {
+        size_t at = 0;
+        shared_bytes bytes;
+    };
+    std::vector<splice> splices;
+    bool close = false;  // close the connection after this (a protocol error)
+    size_t size() const {
+        size_t n = frame.size();
+        for (const auto& s : splices) n += s.bytes.size();
+        return n;
+    }
 };
 
 // Lets the next request on the connection start before this one finishes.

@@ -229,7 +229,28 @@ public:
         buf_.insert(buf_.end(), b, b + n);
     }
     void raw(std::string_view s) { raw(s.data(), s.size()); }
-    void raw(const shared_bytes& b) { raw(b.data(), b.size()); }
+    // Large shared byte fields (record batches) are not copied once splicing
+    // is on: the writer remembers where they go, and the bytes are sent from
+    // their own buffer (a gather write).
+    void raw(const shared_bytes& b) {
+        if (splice_min_bytes_ != 0 && b.size() >= splice_min_bytes_) {
+            splices_.push_back({buf_.size(), b});
+            spliced_bytes_ += b.size();
+            return;
+        }
+        raw(b.data(), b.size());
+    }
+
+    struct splice {
+        size_t at;  // position in buffer() before which the bytes go
+        shared_bytes bytes;
+    };
+    // From now on, shared byte fields of at least `min_bytes` are spliced.
+    void enable_splices(size_t min_bytes) { splice_min_bytes_ = min_bytes; }
+    const std::vector<splice>& splices() const { return splices_; }
+    std::vector<splice> take_splices() { return std::move(splices_); }
+    // Bytes written, spliced ones included.
+    size_t total_size() const { return buf_.size() + spliced_bytes_; }
 
     // Overwrites previously written bytes (for length prefixes filled late).
     void patch_i32(size_t at, int32_t v) {
@@ -247,6 +268,9 @@ private:
         auto p = reinterpret_cast<const uint8_t*>(&v);
         buf_.insert(buf_.end(), p, p + sizeof(T));
     }
+    size_t splice_min_bytes_ = 0;
+    size_t spliced_bytes_ = 0;
+    std::vector<splice> splices_;
 
     std::vector<uint8_t> buf_;
     errc error_ = errc::ok;

@@ -90,3 +90,27 @@ TEST(wire, slices_do_not_copy) {
 
 }  // namespace
 }  // namespace fjord::protocol
+
+namespace fjord::protocol {
+namespace {
+TEST(wire, large_shared_bytes_are_spliced_not_copied) {
+    auto big = shared_bytes::adopt(std::vector<uint8_t>(5000, 7));
+    auto small = shared_bytes::adopt(std::vector<uint8_t>(10, 8));
+    writer w;
+    w.enable_splices(4096);
+    w.i32(1);
+    w.raw(big);
+    w.i16(2);
+    w.raw(small);
+    EXPECT_EQ(w.total_size(), 4u + 5000 + 2 + 10);
+    ASSERT_EQ(w.splices().size(), 1u);
+    EXPECT_EQ(w.splices()[0].at, 4u);
+    EXPECT_EQ(w.splices()[0].bytes.data(), big.data());  // the same buffer, not a copy
+    EXPECT_EQ(w.buffer().size(), 4u + 2 + 10);
+    writer plain;  // splicing is off by default: tagged-field sub-writers copy
+    plain.raw(big);
+    EXPECT_EQ(plain.buffer().size(), 5000u);
+    EXPECT_TRUE(plain.splices().empty());
+}
+}  // namespace
+}  // namespace fjord::protocol
