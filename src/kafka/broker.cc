@@ -156,26 +156,31 @@ result<void, std::string> broker::start() {
         return r;
     }
 
-    // The Kafka listener(s): one server per listener, every shard accepting.
-    const auto& l = cfg_.listeners.front();
-    if (cfg_.listeners.size() > 1) log_warn("listeners: only the first ({}) is served in this version", l.name);
-    net::server_config sc;
-    sc.listener_name = l.name;
-    sc.host = l.host.empty() ? "0.0.0.0" : l.host;
-    sc.port = l.port;
-    sc.max_request_bytes = cfg_.socket_request_max_bytes;
-    sc.idle_timeout_ms = cfg_.connections_max_idle_ms;
+    // The Kafka listeners: one server per listener, every shard accepting.
+    // The request budget is per node, split over shards and listeners.
     int64_t total = cfg_.queued_max_request_bytes > 0 ? cfg_.queued_max_request_bytes : int64_t{512} << 20;
-    sc.shard_max_inflight_bytes = static_cast<size_t>(std::max<int64_t>(total / n, 1 << 20));
-    server_ = std::make_unique<net::server>(*shards_, sc,
-                                            [this](unsigned s) -> net::frame_handler& { return *ctx_[s]->handler; });
-    auto port = server_->listen();
-    if (!port) {
-        stop();
-        wait();
-        return fail(port.error());
+    total /= static_cast<int64_t>(cfg_.listeners.size());
+    std::string bound;
+    for (const auto& l : cfg_.listeners) {
+        net::server_config sc;
+        sc.listener_name = l.name;
+        sc.host = l.host.empty() ? "0.0.0.0" : l.host;
+        sc.port = l.port;
+        sc.max_request_bytes = cfg_.socket_request_max_bytes;
+        sc.idle_timeout_ms = cfg_.connections_max_idle_ms;
+        sc.shard_max_inflight_bytes = static_cast<size_t>(std::max<int64_t>(total / n, 1 << 20));
+        auto srv = std::make_unique<net::server>(
+            *shards_, sc, [this](unsigned s) -> net::frame_handler& { return *ctx_[s]->handler; });
+        auto port = srv->listen();
+        if (!port) {
+            stop();
+            wait();
+            return fail(port.error());
+        }
+        bound += fmt::format("{}{}://{}:{}", bound.empty() ? "" : ",", l.name, sc.host, *port);
+        servers_.push_back(std::move(srv));
     }
-    server_->start();
+    for (auto& srv : servers_) srv->start();
 
     if (!cfg_.http_listener.empty()) {
         auto colon = cfg_.http_listener.rfind(':');
@@ -202,8 +207,7 @@ result<void, std::string> broker::start() {
         asio::co_spawn(shards_->context(0), http_loop(this), asio::detached);
     }
     for (unsigned i = 0; i < n; ++i) asio::co_spawn(shards_->context(i), housekeeping(this, i), asio::detached);
-    log_info("fjord ready: listener {}://{}:{} cluster.id={} ({} ms)", l.name, sc.host, *port, cluster_id_,
-             wall_ms() - started_ms_);
+    log_info("fjord ready: listeners {} cluster.id={} ({} ms)", bound, cluster_id_, wall_ms() - started_ms_);
     return {};
 }
 
@@ -281,6 +285,23 @@ result<void, std::string> broker::open_on_shards() {
     return {};
 }
 
+std::pair<std::string, int32_t> broker::advertised_for(std::string_view listener) const {
+    size_t i = 0;
+    for (size_t k = 0; k < cfg_.advertised_listeners.size(); ++k) {
+        if (cfg_.advertised_listeners[k].name == listener) i = k;
+    }
+    const auto& adv = cfg_.advertised_listeners[i];
+    int32_t port = adv.port;
+    if (port == 0) {
+        // Port 0 (tests): the port the listener of that name was bound to.
+        for (size_t k = 0; k < cfg_.listeners.size() && k < servers_.size(); ++k) {
+            if (cfg_.listeners[k].name == adv.name) port = servers_[k]->port();
+        }
+        if (port == 0 && !servers_.empty()) port = servers_.front()->port();
+    }
+    return {adv.host, port};
+}
+
 void broker::publish(const std::shared_ptr<const cluster::metadata_image>& img) {
     // Posts from one thread run in order on each target: images never go back.
     for (unsigned i = 0; i < shards_->count(); ++i) {
@@ -336,10 +357,9 @@ void broker::wait() {
         cv_.wait(g, [&] { return stop_requested_; });
     }
     log_info("fjord stopping: no new connections; finishing in-flight requests");
-    if (server_) {
-        server_->stop();
-        for (int i = 0; i < 3000 && !server_->stopped(); ++i)
-            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    for (auto& srv : servers_) srv->stop();
+    for (auto& srv : servers_) {
+        for (int i = 0; i < 3000 && !srv->stopped(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
     if (http_acceptor_) {
         run_on(shards_->context(0), [&] {

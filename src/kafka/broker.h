@@ -92,7 +92,18 @@ public:
     storage::io_engine& io() { return *io_; }
     // Shard 0 only.
     cluster::controller& controller() { return *controller_; }
-    uint16_t port() const { return server_ ? server_->port() : 0; }
+    // The first listener's bound port (0 before start).
+    uint16_t port() const { return servers_.empty() ? 0 : servers_.front()->port(); }
+    // Every listener's bound port, in `listeners` order.
+    std::vector<uint16_t> ports() const {
+        std::vector<uint16_t> out;
+        for (const auto& s : servers_) out.push_back(s->port());
+        return out;
+    }
+    // What Metadata tells a client connected through `listener`: the
+    // advertised listener of the same name (else the first), with the bound
+    // port when the advertised one is 0.
+    std::pair<std::string, int32_t> advertised_for(std::string_view listener) const;
     uint16_t http_port() const { return http_port_; }
     int64_t started_ms() const { return started_ms_; }
 
@@ -123,7 +134,7 @@ private:
     std::vector<std::unique_ptr<shard_ctx>> ctx_;
     std::unique_ptr<cluster::controller> controller_;
     cluster::local_metadata_log* metadata_log_ = nullptr;  // owned by controller_
-    std::unique_ptr<net::server> server_;
+    std::vector<std::unique_ptr<net::server>> servers_;    // one per listener
     std::unique_ptr<net::asio::ip::tcp::acceptor> http_acceptor_;
     uint16_t http_port_ = 0;
     std::string cluster_id_;

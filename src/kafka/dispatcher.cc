@@ -183,11 +183,11 @@ net::awaitable<net::response> handle_describe_cluster(shard_ctx& sh, request_con
     }
     resp.cluster_id = sh.owner.cluster_id();
     resp.controller_id = cfg.node_id;
-    const auto& adv = cfg.advertised_listeners.front();
+    auto [host, port] = sh.owner.advertised_for(ctx.conn.listener);
     gen::describe_cluster_response::describe_cluster_broker b;
     b.broker_id = cfg.node_id;
-    b.host = adv.host;
-    b.port = adv.port ? adv.port : sh.owner.port();
+    b.host = std::move(host);
+    b.port = port;
     resp.brokers.push_back(std::move(b));
     if (req->include_cluster_authorized_operations) resp.cluster_authorized_operations = cluster_operations_all;
     co_return encode_response(ctx, resp);

@@ -45,11 +45,11 @@ net::awaitable<net::response> handle_metadata(shard_ctx& sh, request_context& ct
     const bool topic_ops = v >= 8 && req->include_topic_authorized_operations;
 
     mresp resp;
-    const auto& adv = cfg.advertised_listeners.front();
+    auto [host, port] = sh.owner.advertised_for(ctx.conn.listener);
     mresp::metadata_response_broker b;
     b.node_id = cfg.node_id;
-    b.host = adv.host;
-    b.port = adv.port ? adv.port : sh.owner.port();
+    b.host = std::move(host);
+    b.port = port;
     resp.brokers.push_back(std::move(b));
     resp.cluster_id = sh.owner.cluster_id();
     resp.controller_id = cfg.node_id;

@@ -255,8 +255,12 @@ awaitable<void> server::run_request(server* self, std::shared_ptr<connection> c,
         order.release();  // a handler that never released lets the next request start now
     }
     auto& s = c->slots[slot_id - c->first_slot];
+    // The request's bytes are free now; the response's count until written
+    // (a reader that does not read holds the shard's budget, not more).
     st.inflight_bytes -= s.request_bytes;
     c->inflight_bytes -= s.request_bytes;
+    if (c->closed) resp = response{};  // nobody to send it to
+    st.inflight_bytes += resp.size();
     c->inflight_bytes += resp.size();
     s.resp = std::move(resp);
     s.done = true;
@@ -300,12 +304,21 @@ awaitable<void> server::write_loop(server* self, std::shared_ptr<connection> c) 
             c->last_active_ms = now_ms();
         }
         c->inflight_bytes -= bytes;
+        self->state_[c->info.shard]->inflight_bytes -= bytes;
+        self->state_[c->info.shard]->wake.notify();
         if (s.resp.close) close_now = true;
         c->wake_reader.notify();
     }
     // Handlers still running keep the connection object alive; their
-    // responses are dropped.
+    // responses are dropped, and so are the answers not yet written.
     c->closed = true;
+    for (auto& s : c->slots) {
+        if (!s.done) continue;
+        self->state_[c->info.shard]->inflight_bytes -= s.resp.size();
+        c->inflight_bytes -= s.resp.size();
+        s.resp = response{};
+    }
+    self->state_[c->info.shard]->wake.notify();
     boost::system::error_code ec;
     c->sock.shutdown(tcp::socket::shutdown_both, ec);
     c->sock.close(ec);

@@ -168,3 +168,66 @@ TEST(server, idle_connections_are_closed) {
 
 }  // namespace
 }  // namespace fjord::net
+
+namespace fjord::net {
+namespace {
+
+// Answers every request with `size` bytes.
+class big_answer_handler : public frame_handler {
+public:
+    explicit big_answer_handler(size_t size) : size_(size) {}
+    awaitable<response> handle(const connection_info&, shared_bytes, request_order&) override {
+        ++handled;
+        response r;
+        r.frame.resize(4 + size_);
+        store_be<uint32_t>(r.frame.data(), static_cast<uint32_t>(size_));
+        co_return r;
+    }
+    std::atomic<int> handled{0};
+
+private:
+    size_t size_;
+};
+
+TEST(server, a_reader_that_never_reads_is_bounded) {
+    // 1 MiB answers, 8 MiB per connection: a client that sends 1,000
+    // requests and reads nothing gets a handful handled, not 1,000 answers
+    // buffered (1 GB).
+    shard_set set(1);
+    big_answer_handler h(1 << 20);
+    server_config cfg;
+    cfg.host = "127.0.0.1";
+    cfg.port = 0;
+    cfg.max_inflight_bytes = 8u << 20;
+    cfg.shard_max_inflight_bytes = 16u << 20;
+    server srv(set, cfg, [&h](unsigned) -> frame_handler& { return h; });
+    auto port = srv.listen();
+    ASSERT_TRUE(port.ok());
+    srv.start();
+    set.run();
+    {
+        asio::io_context io;
+        tcp::socket s(io);
+        s.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), *port));
+        std::vector<uint8_t> all;
+        for (int i = 0; i < 1000; ++i) {
+            auto fr = frame_of({1, 2, 3});
+            all.insert(all.end(), fr.begin(), fr.end());
+        }
+        asio::write(s, asio::buffer(all));
+        std::this_thread::sleep_for(std::chrono::milliseconds(500));
+        // What the kernel's socket buffers absorb, plus the 8 MiB bound.
+        EXPECT_LT(h.handled.load(), 40);
+        EXPECT_GT(h.handled.load(), 0);
+        // Reading drains it: every answer arrives, in order.
+        for (int i = 0; i < 1000; ++i) ASSERT_EQ(read_frame(s).size(), 1u << 20) << i;
+        EXPECT_EQ(h.handled.load(), 1000);
+    }
+    srv.stop();
+    for (int i = 0; i < 500 && !srv.stopped(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    set.stop();
+    set.join();
+}
+
+}  // namespace
+}  // namespace fjord::net

@@ -1100,3 +1100,24 @@ TEST_F(broker_test, fetch_from_middle_of_compressed_batch) {
 }
 
 }  // namespace
+
+namespace {
+// Each listener is served, and Metadata answers a client with the advertised
+// listener of the name it connected through.
+TEST_F(broker_test, every_listener_serves_and_advertises_its_own_address) {
+    start_broker({{"listeners", "PLAINTEXT://127.0.0.1:0,REPLICATION://127.0.0.1:0"},
+                  {"advertised.listeners", "PLAINTEXT://localhost:0,REPLICATION://127.0.0.1:0"}});
+    auto ports = broker_->ports();
+    ASSERT_EQ(ports.size(), 2u);
+    ASSERT_NE(ports[0], ports[1]);
+    auto a = raw_metadata(ports[0], "nothing-here");
+    ASSERT_EQ(a.brokers.size(), 1u);
+    EXPECT_EQ(a.brokers[0].host, "localhost");
+    EXPECT_EQ(a.brokers[0].port, ports[0]);
+    auto b = raw_metadata(ports[1], "nothing-here");
+    ASSERT_EQ(b.brokers.size(), 1u);
+    EXPECT_EQ(b.brokers[0].host, "127.0.0.1");
+    EXPECT_EQ(b.brokers[0].port, ports[1]);
+    EXPECT_EQ(a.cluster_id, b.cluster_id);
+}
+}  // namespace
