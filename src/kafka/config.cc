@@ -185,6 +185,7 @@ result<topic_config, std::string> resolve_topic_config(const broker_config& brok
     FJORD_INT(l.delete_retention_ms, int64_t, "delete.retention.ms", 0);
     FJORD_INT(l.min_compaction_lag_ms, int64_t, "min.compaction.lag.ms", 0);
     FJORD_INT(t.max_message_bytes, int32_t, "max.message.bytes", 0);
+    FJORD_INT(t.min_insync_replicas, int32_t, "min.insync.replicas", 1);
     FJORD_INT(t.timestamp_before_max_ms, int64_t, "message.timestamp.before.max.ms", 0);
     FJORD_INT(t.timestamp_after_max_ms, int64_t, "message.timestamp.after.max.ms", 0);
     FJORD_INT(t.durability.flush_messages, int64_t, "flush.messages", 1);

@@ -71,6 +71,7 @@ struct topic_config {
     storage::log_config log;
     storage::durability_config durability;
     int32_t max_message_bytes = 1048588;                            // max.message.bytes
+    int32_t min_insync_replicas = 1;                                // min.insync.replicas
     int64_t timestamp_before_max_ms = INT64_MAX;                    // message.timestamp.before.max.ms
     int64_t timestamp_after_max_ms = 3600000;                       // message.timestamp.after.max.ms
     compression_policy compression = compression_policy::producer;  // compression.type

@@ -96,3 +96,14 @@ TEST(config, bad_values_are_reported_with_their_key) {
 
 }  // namespace
 }  // namespace fjord::kafka
+
+namespace fjord::kafka {
+namespace {
+TEST(config, min_insync_replicas_is_read_and_checked) {
+    auto c = make_broker_config({{"min.insync.replicas", "2"}});
+    ASSERT_TRUE(c.ok()) << c.error();
+    EXPECT_EQ(resolve_topic_config(*c, {})->min_insync_replicas, 2);
+    EXPECT_FALSE(resolve_topic_config(*c, {{"min.insync.replicas", "0"}}).ok());
+}
+}  // namespace
+}  // namespace fjord::kafka

@@ -108,6 +108,11 @@ void append_one(shard_ctx& sh, produce_item& it, int16_t acks, int64_t now) {
         it.error = error::kafka_storage_error;
         return;
     }
+    // acks=all needs min.insync.replicas in sync; one node is one replica.
+    if (acks == -1 && p->config().min_insync_replicas > 1) {
+        it.error = error::not_enough_replicas;
+        return;
+    }
     if (!it.records || it.records->empty()) {
         it.error = error::invalid_record;
         it.log_start = -1;

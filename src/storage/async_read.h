@@ -1,7 +1,10 @@
 // read_async: a log read that never blocks the shard on the disk. The shard
 // plans it (index lookups: where the bytes are), the io_engine runs the pread
 // (which may miss the page cache), and the shard validates the bytes
-// (log::finish_read). A truncation in between makes the plan stale: it is
+// (log::finish_read). Planning reads no file on the shard either: the index
+// files of a segment loaded the first time and the batch headers from an
+// index entry to the offset are fetched through the io_engine first
+// (log::plan_read_async, plan_fetches). A truncation in between makes the plan stale: it is
 // planned again, a bounded number of times.
 //
 // Threading: call on the log's shard; `done` runs there too (through `post`).

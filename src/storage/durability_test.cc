@@ -13,6 +13,8 @@
 #include <deque>
 #include <filesystem>
 #include <mutex>
+#include <random>
+#include <thread>
 
 #include "storage/test_util.h"
 
@@ -311,6 +313,229 @@ TEST_P(durability_test, async_reads_match_synchronous_reads_segment_by_segment) 
     loop_.run([&] { return past.has_value(); });
     ASSERT_FALSE(past->ok());
     EXPECT_EQ(past->error(), errc::offset_out_of_range);
+}
+
+// The POSIX file system, counting the reads (read_at) each thread makes.
+class counting_file_system final : public file_system {
+public:
+    class counting_file final : public file {
+    public:
+        counting_file(counting_file_system& fs, std::shared_ptr<file> f) : fs_(fs), f_(std::move(f)) {}
+        result<size_t, errc> read_at(uint64_t pos, std::span<uint8_t> out) override {
+            fs_.count_read();
+            return f_->read_at(pos, out);
+        }
+        result<void, errc> write_at(uint64_t pos, std::span<const uint8_t> data) override {
+            return f_->write_at(pos, data);
+        }
+        result<void, errc> truncate(uint64_t size) override { return f_->truncate(size); }
+        result<uint64_t, errc> size() override { return f_->size(); }
+        result<void, errc> sync() override { return f_->sync(); }
+        int fd() const override { return f_->fd(); }
+
+    private:
+        counting_file_system& fs_;
+        std::shared_ptr<file> f_;
+    };
+
+    result<std::shared_ptr<file>, errc> open(const std::string& path, open_mode mode) override {
+        auto f = real_.open(path, mode);
+        if (!f) return fail(f.error());
+        return std::shared_ptr<file>(std::make_shared<counting_file>(*this, std::move(f).value()));
+    }
+    result<void, errc> remove(const std::string& p) override { return real_.remove(p); }
+    result<void, errc> rename(const std::string& a, const std::string& b) override { return real_.rename(a, b); }
+    result<void, errc> make_dir(const std::string& p) override { return real_.make_dir(p); }
+    result<void, errc> remove_dir(const std::string& p) override { return real_.remove_dir(p); }
+    result<void, errc> sync_dir(const std::string& p) override { return real_.sync_dir(p); }
+    result<std::vector<std::string>, errc> list_dir(const std::string& p) override { return real_.list_dir(p); }
+    result<uint64_t, errc> file_size(const std::string& p) override { return real_.file_size(p); }
+    bool is_dir(const std::string& p) override { return real_.is_dir(p); }
+
+    // Reads made on `thread` since the last reset.
+    void watch(std::thread::id thread) {
+        std::lock_guard lock(mu_);
+        watched_ = thread;
+        watched_reads_ = 0;
+    }
+    int watched_reads() {
+        std::lock_guard lock(mu_);
+        return watched_reads_;
+    }
+
+private:
+    void count_read() {
+        std::lock_guard lock(mu_);
+        if (std::this_thread::get_id() == watched_) ++watched_reads_;
+    }
+    file_system& real_ = posix_file_system();
+    std::mutex mu_;
+    std::thread::id watched_;
+    int watched_reads_ = 0;
+};
+
+// read_async on a cold partition (indexes not loaded: after a restart, and
+// after release_memory() before every read) makes no file read on the
+// calling thread: index files, the tail check of a load and the header walk
+// all go through the io_engine. Its results are the synchronous read's
+// (first segment) for random offsets, sizes and upper bounds, also after an
+// index is garbled (rebuilt, validating the segment) or cut short.
+TEST_P(durability_test, async_reads_of_cold_segments_never_read_on_the_calling_thread) {
+    log_config cfg;
+    cfg.segment_bytes = 24 * 1024;
+    cfg.index_interval_bytes = 700;
+    const std::string dir = (dir_ / "cold-0").string();
+    {
+        auto created = log::create(files_, dir, topic_partition{"cold", 0}, cfg, nullptr);
+        ASSERT_TRUE(created.ok());
+        auto lg = std::move(created).value();
+        std::mt19937_64 rng(7);
+        for (int i = 0; i < 400; ++i) {
+            auto b = testing::make_batch(1 + static_cast<int>(rng() % 6), 20 + rng() % 900, rng(), 1000 + i * 10);
+            ASSERT_TRUE(lg->append(b, append_options{.now_ms = 1000 + i}).ok());
+        }
+        ASSERT_GE(lg->segment_count(), 8u);
+        ASSERT_TRUE(lg->flush_all().ok());
+    }
+    // Garble one segment's offset index (entries that name no batch) and cut
+    // another's time index: loads must find out and rebuild them.
+    std::vector<std::string> indexes;
+    for (const auto& e : std::filesystem::directory_iterator(dir)) {
+        if (e.path().extension() == ".index" && std::filesystem::file_size(e.path()) >= 16)
+            indexes.push_back(e.path().string());
+    }
+    std::sort(indexes.begin(), indexes.end());
+    ASSERT_GE(indexes.size(), 4u);
+    {
+        std::vector<uint8_t> bytes(std::filesystem::file_size(indexes[1]));
+        auto f = posix_file_system().open(indexes[1], open_mode::read_write);
+        ASSERT_TRUE(f.ok());
+        ASSERT_TRUE(read_exact(**f, 0, bytes).ok());
+        bytes[bytes.size() - 1] ^= 0x01;  // the last entry's position, one byte off
+        ASSERT_TRUE((*f)->write_at(0, bytes).ok());
+        std::filesystem::path t(indexes[2]);
+        t.replace_extension(".timeindex");
+        std::filesystem::resize_file(t, 5);
+    }
+    counting_file_system counting;
+    file_cache cold_files(counting, 16);
+    std::string detail;
+    log::open_options oo;
+    oo.clean_shutdown = true;
+    auto opened = log::open(cold_files, dir, topic_partition{"cold", 0}, cfg, oo, detail);
+    ASSERT_TRUE(opened.ok()) << detail;
+    auto lg = std::move(opened).value();
+    file_cache ref_files(posix_file_system(), 16);
+    auto ref_opened = log::open(ref_files, dir, topic_partition{"cold", 0}, cfg, oo, detail);
+    ASSERT_TRUE(ref_opened.ok()) << detail;
+    auto ref = std::move(ref_opened).value();
+
+    const auto post = [this](std::function<void()> f) { loop_.post(std::move(f)); };
+    const size_t cold_memory = (lg->release_memory(), lg->memory_bytes());
+    std::mt19937_64 rng(11);
+    int checked = 0;
+    for (int i = 0; i < 300; ++i) {
+        const int64_t offset = static_cast<int64_t>(rng() % static_cast<uint64_t>(lg->end_offset() + 1));
+        const size_t max_bytes = 1 + rng() % (i % 3 == 0 ? 200 : 60000);
+        const int64_t max_offset = rng() % 4 == 0 ? offset + static_cast<int64_t>(rng() % 50) : INT64_MAX;
+        lg->release_memory();
+        counting.watch(std::this_thread::get_id());
+        std::optional<result<read_result, errc>> got;
+        read_async(*lg, *engine_, post, offset, max_bytes, max_offset,
+                   [&](result<read_result, errc> r) { got.emplace(std::move(r)); });
+        loop_.run([&] { return got.has_value(); });
+        ASSERT_EQ(counting.watched_reads(), 0) << "read of " << offset << " read files on the calling thread";
+        auto sync = ref->read(offset, max_bytes, max_offset);
+        ASSERT_TRUE(sync.ok());
+        ASSERT_TRUE(got->ok()) << "offset " << offset << ": " << describe(got->error()) << " " << lg->offline_detail();
+        const read_result& a = got->value();
+        ASSERT_LE(a.chunks.size(), 1u);
+        if (sync->chunks.empty()) {
+            EXPECT_EQ(a.bytes, 0u) << offset;
+            EXPECT_EQ(a.next_offset, offset);
+            continue;
+        }
+        ASSERT_EQ(a.chunks.size(), 1u) << "offset " << offset;
+        const auto& x = a.chunks[0];
+        const auto& y = sync->chunks[0];
+        ASSERT_EQ(x.size(), y.size()) << "offset " << offset << " max_bytes " << max_bytes;
+        EXPECT_TRUE(std::equal(x.data(), x.data() + x.size(), y.data())) << "offset " << offset;
+        if (sync->chunks.size() == 1) {
+            EXPECT_EQ(a.next_offset, sync->next_offset);
+        }
+        ++checked;
+    }
+    EXPECT_GT(checked, 200);
+    EXPECT_FALSE(lg->offline());
+    // The loads were real: a read installs indexes, release_memory drops them.
+    EXPECT_GT(lg->memory_bytes(), cold_memory);
+    // The garbled index was rebuilt from the log (as a synchronous load does).
+    auto rebuilt = read_small_file(posix_file_system(), indexes[1]);
+    ASSERT_TRUE(rebuilt.ok());
+    std::vector<offset_index_entry> entries;
+    EXPECT_TRUE(decode_offset_index(std::span(reinterpret_cast<const uint8_t*>(rebuilt->data()), rebuilt->size()),
+                                    UINT32_MAX, entries));
+    EXPECT_FALSE(entries.empty());
+}
+
+// A cold segment whose bytes fail validation when its indexes load takes the
+// log offline through read_async exactly as through the synchronous path.
+TEST_P(durability_test, async_read_of_a_corrupt_cold_segment_takes_the_log_offline) {
+    log_config cfg;
+    cfg.segment_bytes = 8 * 1024;
+    cfg.index_interval_bytes = 500;
+    const std::string dir = (dir_ / "bad-0").string();
+    {
+        auto created = log::create(files_, dir, topic_partition{"bad", 0}, cfg, nullptr);
+        ASSERT_TRUE(created.ok());
+        auto lg = std::move(created).value();
+        for (int i = 0; i < 40; ++i) {
+            auto b = testing::make_batch(3, 300, static_cast<uint64_t>(i), 1000);
+            ASSERT_TRUE(lg->append(b, append_options{}).ok());
+        }
+        ASSERT_TRUE(lg->flush_all().ok());
+    }
+    // Remove the first segment's indexes (rebuilt at load) and flip a byte
+    // inside its last batch's records: the rebuild's scan must refuse it.
+    const std::string base = dir + "/" + segment_file_name(0, "");
+    std::filesystem::remove(base + ".index");
+    std::filesystem::remove(base + ".timeindex");
+    const auto size = std::filesystem::file_size(base + ".log");
+    {
+        auto f = posix_file_system().open(base + ".log", open_mode::read_write);
+        ASSERT_TRUE(f.ok());
+        uint8_t b = 0;
+        ASSERT_TRUE(read_exact(**f, size - 10, std::span<uint8_t>(&b, 1)).ok());
+        b ^= 0x40;
+        ASSERT_TRUE((*f)->write_at(size - 10, std::span<const uint8_t>(&b, 1)).ok());
+    }
+    log::open_options oo;
+    oo.clean_shutdown = true;
+    std::string detail;
+    std::string details[2];
+    for (int mode = 0; mode < 2; ++mode) {
+        file_cache fc(posix_file_system(), 16);
+        auto opened = log::open(fc, dir, topic_partition{"bad", 0}, cfg, oo, detail);
+        ASSERT_TRUE(opened.ok()) << detail;
+        auto lg = std::move(opened).value();
+        result<read_result, errc> r = fail(errc::not_found);
+        if (mode == 0) {
+            r = lg->read(0, 1 << 20, INT64_MAX);
+        } else {
+            std::optional<result<read_result, errc>> got;
+            read_async(
+                *lg, *engine_, [this](std::function<void()> f) { loop_.post(std::move(f)); }, 0, 1 << 20, INT64_MAX,
+                [&](result<read_result, errc> res) { got.emplace(std::move(res)); });
+            loop_.run([&] { return got.has_value(); });
+            r = std::move(*got);
+        }
+        ASSERT_FALSE(r.ok());
+        EXPECT_EQ(r.error(), errc::corrupt_log);
+        EXPECT_TRUE(lg->offline());
+        details[mode] = lg->offline_detail();
+    }
+    EXPECT_EQ(details[0], details[1]);
+    EXPECT_NE(details[0].find("00000000000000000000.log"), std::string::npos) << details[0];
 }
 
 INSTANTIATE_TEST_SUITE_P(backends, durability_test, ::testing::Values(io_backend::io_uring, io_backend::thread_pool),

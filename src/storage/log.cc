@@ -83,19 +83,109 @@ size_t log::memory_bytes() const {
 // ---------------------------------------------------------------------------
 // Scanning and indexes
 
+// Planning reads (index files, batch headers, index tails): inline, or, for
+// plan_read_async, from bytes fetched beforehand. A read that is not there
+// records what to fetch (at least `window` bytes, up to `end`) and fails;
+// callers check missed() before acting on an error.
+struct log::plan_io {
+    plan_fetches* async = nullptr;
+    size_t walk_extra = 0;  // a header walk's window also covers this many bytes of data
+
+    enum kind : uint8_t { log_bytes, index_bytes, time_bytes };
+
+    bool missed() const { return async != nullptr && async->missed_; }
+
+    result<void, errc> read(uint64_t serial, kind k, const std::shared_ptr<file>& f, uint64_t pos,
+                            std::span<uint8_t> out, uint64_t end, size_t window = 0) {
+        if (async == nullptr) return read_exact(*f, pos, out);
+        if (out.empty()) return {};  // an empty index file: nothing to fetch
+        for (const auto& w : async->windows_) {
+            if (w.serial == serial && w.kind == k && w.position <= pos && pos - w.position <= w.bytes.size() &&
+                out.size() <= w.bytes.size() - (pos - w.position)) {
+                std::memcpy(out.data(), w.bytes.data() + (pos - w.position), out.size());
+                return {};
+            }
+        }
+        size_t len = out.size();
+        window = std::min(window, async->fetch_limit_);
+        if (window > len && end > pos) len = std::max(len, static_cast<size_t>(std::min<uint64_t>(window, end - pos)));
+        async->missed_ = true;
+        async->fetch_ = plan_fetches::request{f, pos, len};
+        async->fetch_serial_ = serial;
+        async->fetch_kind_ = k;
+        return fail(errc::io_error);
+    }
+};
+
+// Where a scan stopped for want of bytes (plan_read_async), to resume there.
+struct log::scan_state {
+    bool active = false;
+    uint64_t pos = 0;
+    size_t chunk = 0;
+    bool first = true;
+    scan_outcome out;
+};
+
+struct log::scan_io {
+    plan_io& io;
+    uint64_t serial;  // of the segment whose file is read
+    std::shared_ptr<file> f;
+    scan_state* st;
+};
+
+// An index load in progress across planning rounds (plan_read_async): built
+// in a scratch segment, installed when complete.
+struct plan_fetches::index_load {
+    uint64_t serial = 0;
+    uint64_t generation = 0;
+    uint64_t size_bytes = 0;
+    bool rebuild = false;
+    bool decoded = false;  // index files read and checked; `ok`: usable
+    bool ok = false;
+    bool reset = false;  // the scratch indexes were emptied for a full scan
+    std::unique_ptr<segment> seg;
+    log::scan_state sc;
+};
+
+plan_fetches::plan_fetches() = default;
+plan_fetches::~plan_fetches() = default;
+
+void plan_fetches::supply(std::vector<uint8_t> bytes) {
+    FJORD_ASSERT(missed_, "bytes supplied without a fetch");
+    if (bytes.size() < fetch_.length) short_read_ = true;
+    // The latest few: a resumed load or walk needs only the newest; the
+    // index files are read once each, just before the log window.
+    constexpr size_t max_windows = 3;
+    if (windows_.size() >= max_windows) windows_.erase(windows_.begin());
+    windows_.push_back(window{fetch_serial_, fetch_kind_, fetch_.position, std::move(bytes)});
+    fetch_.f.reset();
+    missed_ = false;
+    ++rounds_;
+}
+
 log::scan_outcome log::scan(segment& s, uint64_t from, int64_t expected_next, bool index, bool first_indexed,
-                            bool assign_epochs) {
+                            bool assign_epochs, scan_io* sio) {
     scan_outcome out;
     out.end = from;
     out.next_offset = expected_next;
-    auto f = log_file(s);
-    if (!f) {
-        out.clean = false;
-        out.io_failed = true;
-        out.io_error = f.error();
-        out.problem = fmt::format("{}: open failed: {}", path_of(s, ".log"), describe(f.error()));
-        return out;
+    std::shared_ptr<file> file_ptr;
+    if (sio != nullptr) {
+        file_ptr = sio->f;
+    } else {
+        auto f = log_file(s);
+        if (!f) {
+            out.clean = false;
+            out.io_failed = true;
+            out.io_error = f.error();
+            out.problem = fmt::format("{}: open failed: {}", path_of(s, ".log"), describe(f.error()));
+            return out;
+        }
+        file_ptr = std::move(f).value();
     }
+    plan_io inline_io;
+    plan_io& io = sio != nullptr ? sio->io : inline_io;
+    const uint64_t serial = sio != nullptr ? sio->serial : s.serial;
+    scan_state* st = sio != nullptr ? sio->st : nullptr;
     const std::string where = path_of(s, ".log");
     auto problem = [&](uint64_t pos, std::string why) {
         out.clean = false;
@@ -104,10 +194,24 @@ log::scan_outcome log::scan(segment& s, uint64_t from, int64_t expected_next, bo
     size_t chunk = scan_chunk_bytes;
     uint64_t pos = from;
     bool first = true;
+    if (st != nullptr && st->active) {
+        out = st->out;
+        pos = st->pos;
+        chunk = st->chunk;
+        first = st->first;
+    }
+    // Stops for want of bytes: resumed from here once they are fetched.
+    auto suspend = [&](uint64_t at) {
+        if (st != nullptr) *st = scan_state{true, at, chunk, first, out};
+        out.clean = false;
+        out.io_failed = true;
+        return out;
+    };
     while (pos < s.size_bytes) {
         const size_t want = static_cast<size_t>(std::min<uint64_t>(chunk, s.size_bytes - pos));
         std::vector<uint8_t> buf(want);
-        if (auto r = read_exact(**f, pos, buf); !r) {
+        if (auto r = io.read(serial, plan_io::log_bytes, file_ptr, pos, buf, s.size_bytes, want); !r) {
+            if (io.missed()) return suspend(pos);
             out.clean = false;
             out.io_failed = true;
             out.io_error = r.error();
@@ -156,7 +260,8 @@ log::scan_outcome log::scan(segment& s, uint64_t from, int64_t expected_next, bo
             return out;
         }
         uint8_t head[proto::batch_log_overhead];
-        if (auto r = read_exact(**f, left_at, head); !r) {
+        if (auto r = io.read(serial, plan_io::log_bytes, file_ptr, left_at, head, s.size_bytes, chunk); !r) {
+            if (io.missed()) return suspend(left_at);
             out.clean = false;
             out.io_failed = true;
             out.io_error = r.error();
@@ -180,12 +285,12 @@ log::scan_outcome log::scan(segment& s, uint64_t from, int64_t expected_next, bo
 }
 
 namespace {
-// The bytes of a small file, empty if it does not exist.
-// An index file's bytes. One larger than `max_size` is not read at all (an
-// attacker or a corrupt size must not pick the allocation): it counts as
-// missing, and the index is rebuilt from the log.
+// An index file's bytes, empty if it does not exist. One larger than
+// `max_size` is not read at all (an attacker or a corrupt size must not pick
+// the allocation): it counts as missing, and the index is rebuilt from the log.
+template <typename Read>
 result<std::vector<uint8_t>, errc> read_index_file(file_system& fs, const std::string& path, uint64_t max_size,
-                                                   bool& exists) {
+                                                   bool& exists, Read&& read) {
     exists = false;
     auto f = fs.open(path, open_mode::read_only);
     if (!f) {
@@ -200,80 +305,147 @@ result<std::vector<uint8_t>, errc> read_index_file(file_system& fs, const std::s
         return std::vector<uint8_t>{};
     }
     std::vector<uint8_t> bytes(*size);
-    if (auto r = read_exact(**f, 0, bytes); !r) return fail(r.error());
+    if (auto r = read(*f, bytes); !r) return fail(r.error());
     return bytes;
 }
 }  // namespace
 
 result<void, errc> log::load_indexes(segment& s) {
-    if (s.indexes_loaded) return {};
-    bool index_exists = false, time_exists = false;
-    // Kafka preallocates active indexes to segment.index.bytes (10 MiB).
-    const uint64_t max_index = std::max<uint64_t>(cfg_.segment_index_bytes, uint64_t{10} << 20);
-    auto ib = read_index_file(fs_, path_of(s, ".index"), max_index, index_exists);
-    if (!ib) return fail(ib.error());
-    auto tb = read_index_file(fs_, path_of(s, ".timeindex"), max_index, time_exists);
-    if (!tb) return fail(tb.error());
-    s.indexes_loaded = true;
-    s.next_offset = s.base_offset;
-    s.max_timestamp = no_timestamp;
-    s.offset_of_max_timestamp = -1;
-    s.bytes_since_index_entry = 0;
-    bool ok = (s.size_bytes == 0 || (index_exists && time_exists)) &&
-              decode_offset_index(*ib, s.size_bytes, s.offsets) && decode_time_index(*tb, s.times);
-    if (ok && !s.offsets.empty()) {
-        // The last entry must name the batch at its position (an index that
-        // outlived a truncation of its log does not).
-        const auto& e = s.offsets.back();
-        uint8_t head[proto::batch_header_size];
-        auto f = log_file(s);
-        if (!f) return fail(f.error());
-        if (static_cast<uint64_t>(e.position) + sizeof head > s.size_bytes) {
-            ok = false;
-        } else if (auto r = read_exact(**f, static_cast<uint64_t>(e.position), head); !r) {
-            return fail(r.error());
-        } else {
-            ok = load_be<int64_t>(head) + load_be<int32_t>(head + 23) == s.base_offset + e.relative_offset &&
-                 head[16] == 2;
+    plan_io io;
+    return load_indexes(s, io, false);
+}
+
+// Reads and checks the index files (unless `rebuild`), then scans the log
+// from the last entry (or, if they are unusable or `rebuild`, from the
+// start) into a scratch segment; installs the result into `s` once complete.
+// With an asynchronous plan_io every step can stop for bytes and resume.
+result<void, errc> log::load_indexes(segment& s, plan_io& io, bool rebuild) {
+    if (s.indexes_loaded && !rebuild) return {};
+    plan_fetches::index_load local;
+    plan_fetches::index_load* ld = &local;
+    if (io.async != nullptr) {
+        auto& kept = io.async->load_;
+        if (!kept || kept->serial != s.serial || kept->generation != generation_ || kept->size_bytes != s.size_bytes ||
+            kept->rebuild != rebuild) {
+            kept = std::make_unique<plan_fetches::index_load>();
+        }
+        ld = kept.get();
+    }
+    if (!ld->seg) {
+        ld->serial = s.serial;
+        ld->generation = generation_;
+        ld->size_bytes = s.size_bytes;
+        ld->rebuild = rebuild;
+        ld->seg = std::make_unique<segment>(s.base_offset);
+        ld->seg->size_bytes = s.size_bytes;
+        ld->seg->indexes_loaded = true;
+    }
+    segment& t = *ld->seg;
+    auto done = [&] {
+        if (io.async != nullptr) io.async->load_.reset();
+    };
+    auto lf = log_file(s);
+    if (!lf) {
+        done();
+        return fail(lf.error());
+    }
+    if (!rebuild && !ld->decoded) {
+        bool index_exists = false, time_exists = false;
+        // Kafka preallocates active indexes to segment.index.bytes (10 MiB).
+        const uint64_t max_index = std::max<uint64_t>(cfg_.segment_index_bytes, uint64_t{10} << 20);
+        auto read_as = [&](plan_io::kind k) {
+            return [&io, &s, k](const std::shared_ptr<file>& f, std::span<uint8_t> out) {
+                return io.read(s.serial, k, f, 0, out, out.size());
+            };
+        };
+        auto ib = read_index_file(fs_, path_of(s, ".index"), max_index, index_exists, read_as(plan_io::index_bytes));
+        if (!ib) {
+            if (!io.missed()) done();
+            return fail(ib.error());
+        }
+        auto tb = read_index_file(fs_, path_of(s, ".timeindex"), max_index, time_exists, read_as(plan_io::time_bytes));
+        if (!tb) {
+            if (!io.missed()) done();
+            return fail(tb.error());
+        }
+        bool ok = (s.size_bytes == 0 || (index_exists && time_exists)) &&
+                  decode_offset_index(*ib, s.size_bytes, t.offsets) && decode_time_index(*tb, t.times);
+        if (ok && !t.offsets.empty()) {
+            // The last entry must name the batch at its position (an index that
+            // outlived a truncation of its log does not).
+            const auto& e = t.offsets.back();
+            uint8_t head[proto::batch_header_size];
+            if (static_cast<uint64_t>(e.position) + sizeof head > s.size_bytes) {
+                ok = false;
+            } else if (auto r = io.read(s.serial, plan_io::log_bytes, *lf, static_cast<uint64_t>(e.position), head,
+                                        s.size_bytes, scan_chunk_bytes);
+                       !r) {
+                if (!io.missed()) done();
+                return fail(r.error());
+            } else {
+                ok = load_be<int64_t>(head) + load_be<int32_t>(head + 23) == s.base_offset + e.relative_offset &&
+                     head[16] == 2;
+            }
+        }
+        if (ok && !t.times.empty() && t.times.back().relative_offset > INT32_MAX - 1) ok = false;
+        ld->decoded = true;
+        ld->ok = ok;
+        if (ok) {
+            t.offsets_on_disk = t.offsets.size();
+            t.times_on_disk = t.times.size();
+            if (!t.times.empty()) {
+                t.max_timestamp = t.times.back().timestamp;
+                t.offset_of_max_timestamp = t.base_offset + t.times.back().relative_offset;
+            }
         }
     }
-    if (ok && !s.times.empty() && s.times.back().relative_offset > INT32_MAX - 1) ok = false;
-    if (!ok) return rebuild_indexes(s);
-    s.offsets_on_disk = s.offsets.size();
-    s.times_on_disk = s.times.size();
-    if (!s.times.empty()) {
-        s.max_timestamp = s.times.back().timestamp;
-        s.offset_of_max_timestamp = s.base_offset + s.times.back().relative_offset;
+    const bool full = rebuild || !ld->ok;
+    if (full && !ld->reset) {
+        ld->reset = true;
+        t.offsets.clear();
+        t.times.clear();
+        t.offsets_on_disk = t.times_on_disk = 0;
+        t.max_timestamp = no_timestamp;
+        t.offset_of_max_timestamp = -1;
+        t.bytes_since_index_entry = 0;
+        t.next_offset = t.base_offset;
     }
-    const bool has_entry = !s.offsets.empty();
-    const uint64_t resume = has_entry ? static_cast<uint64_t>(s.offsets.back().position) : 0;
-    auto out = scan(s, resume, s.base_offset, true, has_entry, false);
-    if (out.io_failed) return fail(out.io_error);
+    const bool has_entry = !full && !t.offsets.empty();
+    const uint64_t resume = has_entry ? static_cast<uint64_t>(t.offsets.back().position) : 0;
+    scan_io sio{io, s.serial, *lf, &ld->sc};
+    auto out = scan(t, resume, t.base_offset, true, has_entry, false, &sio);
+    if (io.missed()) return fail(errc::io_error);
+    if (out.io_failed) {
+        done();
+        return fail(out.io_error);
+    }
     if (!out.clean) {
         offline_detail_scratch_ = out.problem;
+        done();
         return fail(errc::corrupt_log);
     }
-    write_index_entries(s);
+    // Complete: install.
+    s.indexes_loaded = true;
+    s.offsets = std::move(t.offsets);
+    s.times = std::move(t.times);
+    s.offsets_on_disk = t.offsets_on_disk;
+    s.times_on_disk = t.times_on_disk;
+    s.max_timestamp = t.max_timestamp;
+    s.offset_of_max_timestamp = t.offset_of_max_timestamp;
+    s.bytes_since_index_entry = t.bytes_since_index_entry;
+    s.next_offset = t.next_offset;
+    done();
+    if (full) {
+        (void)rewrite_index_files(s);
+    } else {
+        write_index_entries(s);
+    }
     return {};
 }
 
 result<void, errc> log::rebuild_indexes(segment& s) {
-    s.indexes_loaded = true;
-    s.offsets.clear();
-    s.times.clear();
-    s.offsets_on_disk = s.times_on_disk = 0;
-    s.max_timestamp = no_timestamp;
-    s.offset_of_max_timestamp = -1;
-    s.bytes_since_index_entry = 0;
-    s.next_offset = s.base_offset;
-    auto out = scan(s, 0, s.base_offset, true, false, false);
-    if (out.io_failed) return fail(out.io_error);
-    if (!out.clean) {
-        offline_detail_scratch_ = out.problem;
-        return fail(errc::corrupt_log);
-    }
-    (void)rewrite_index_files(s);
-    return {};
+    plan_io io;
+    return load_indexes(s, io, true);
 }
 
 void log::write_index_entries(segment& s) {
@@ -309,29 +481,67 @@ result<void, errc> log::rewrite_index_files(segment& s) {
     return {};
 }
 
-// Position of the first batch of `s` whose last offset is >= `offset`
-// (s.size_bytes if none); its base offset in *batch_base, its size in *batch_size.
 result<void, errc> log::ensure_indexes(segment& s) {
-    auto r = load_indexes(s);
+    plan_io io;
+    return ensure_indexes(s, io);
+}
+
+result<void, errc> log::ensure_indexes(segment& s, plan_io& io) {
+    auto r = load_indexes(s, io, false);
     if (!r && r.error() == errc::corrupt_log) return fail(go_offline(errc::corrupt_log, offline_detail_scratch_));
     return r;
 }
 
-result<uint64_t, errc> log::find_batch(segment& s, int64_t offset, int64_t* batch_base, uint32_t* batch_size) {
-    if (auto r = ensure_indexes(s); !r) return fail(r.error());
+// Position of the first batch of `s` whose last offset is >= `offset`
+// (s.size_bytes if none); its base offset in *batch_base, its size in *batch_size.
+result<uint64_t, errc> log::find_batch(segment& s, int64_t offset, int64_t* batch_base, uint32_t* batch_size,
+                                       plan_io& io) {
+    // The headers of one walk are read in windows this large (async plans).
+    constexpr size_t walk_window_bytes = size_t{64} << 10;
+    plan_fetches::walk* w = nullptr;
+    if (io.async != nullptr) {
+        for (const auto& d : io.async->found_) {
+            if (d.serial == s.serial && d.generation == generation_ && d.offset == offset && s.indexes_loaded) {
+                *batch_base = d.batch_base;
+                *batch_size = d.batch_size;
+                return d.pos;
+            }
+        }
+        w = &io.async->walk_;
+        if (!w->valid || w->serial != s.serial || w->generation != generation_ || w->offset != offset) {
+            *w = plan_fetches::walk{true, s.serial, generation_, offset};
+        }
+    }
+    if (auto r = ensure_indexes(s, io); !r) return fail(r.error());
     auto f = log_file(s);
     if (!f) return fail(f.error());
-    for (int attempt = 0; attempt < 2; ++attempt) {
+    for (int attempt = w != nullptr ? w->attempt : 0; attempt < 2; ++attempt) {
         uint64_t pos = s.lookup_position(offset);
         bool from_entry = pos > 0;
+        if (w != nullptr && w->rebuild_pending) {
+            // Resuming the rebuild below.
+        } else if (w != nullptr && w->resume) {
+            pos = w->pos;
+            from_entry = w->from_entry;
+        }
         bool stale_index = false;
         uint8_t head[proto::batch_header_size];
-        while (pos < s.size_bytes) {
+        while (w == nullptr || !w->rebuild_pending) {
+            if (pos >= s.size_bytes) break;
             if (s.size_bytes - pos < sizeof head) {
                 stale_index = true;
                 break;
             }
-            if (auto r = read_exact(**f, pos, head); !r) return fail(r.error());
+            if (auto r = io.read(s.serial, plan_io::log_bytes, *f, pos, head, s.size_bytes,
+                                 walk_window_bytes + std::min(io.walk_extra, max_read_bytes));
+                !r) {
+                if (io.missed()) {
+                    w->resume = true;
+                    w->pos = pos;
+                    w->from_entry = from_entry;
+                }
+                return fail(r.error());
+            }
             const int32_t length = load_be<int32_t>(head + proto::batch_length_offset);
             if (head[16] != 2 || length < min_batch_length ||
                 static_cast<uint64_t>(length) + proto::batch_log_overhead > s.size_bytes - pos) {
@@ -354,23 +564,43 @@ result<uint64_t, errc> log::find_batch(segment& s, int64_t offset, int64_t* batc
             if (last >= offset) {
                 *batch_base = base;
                 *batch_size = static_cast<uint32_t>(length) + proto::batch_log_overhead;
+                if (w != nullptr) {
+                    w->valid = false;
+                    io.async->found_.push_back({s.serial, generation_, offset, pos, base, *batch_size});
+                }
                 return pos;
             }
             pos += static_cast<uint64_t>(length) + proto::batch_log_overhead;
         }
-        if (!stale_index) {
+        if (!stale_index && (w == nullptr || !w->rebuild_pending)) {
             *batch_base = s.next_offset;
             *batch_size = 0;
+            if (w != nullptr) {
+                w->valid = false;
+                io.async->found_.push_back({s.serial, generation_, offset, s.size_bytes, s.next_offset, 0});
+            }
             return s.size_bytes;
         }
         // The index disagrees with the log: rebuild it (validating the segment) once.
         if (attempt == 0) {
-            if (auto r = rebuild_indexes(s); !r) {
+            if (w != nullptr) {
+                w->attempt = 0;
+                w->rebuild_pending = true;
+                w->resume = false;
+            }
+            if (auto r = load_indexes(s, io, true); !r) {
+                if (io.missed()) return fail(r.error());
+                if (w != nullptr) w->valid = false;
                 if (r.error() == errc::corrupt_log) return fail(go_offline(errc::corrupt_log, offline_detail_scratch_));
                 return fail(r.error());
             }
+            if (w != nullptr) {
+                w->attempt = 1;
+                w->rebuild_pending = false;
+            }
         }
     }
+    if (w != nullptr) w->valid = false;
     return fail(go_offline(errc::corrupt_log,
                            fmt::format("{}: no batch boundary at the indexed positions", path_of(s, ".log"))));
 }
@@ -782,7 +1012,8 @@ result<append_result, errc> log::append(std::span<uint8_t> batches, const append
 // ---------------------------------------------------------------------------
 // Read
 
-result<read_plan, errc> log::plan_segment(size_t i, int64_t want, size_t budget, bool first, int64_t max_offset) {
+result<read_plan, errc> log::plan_segment(size_t i, int64_t want, size_t budget, bool first, int64_t max_offset,
+                                          plan_io& io) {
     segment& s = *segments_[i];
     read_plan p;
     p.max_offset = max_offset;
@@ -791,7 +1022,8 @@ result<read_plan, errc> log::plan_segment(size_t i, int64_t want, size_t budget,
     if (s.size_bytes == 0) return p;
     int64_t batch_base = 0;
     uint32_t batch_size = 0;
-    auto pos = find_batch(s, want, &batch_base, &batch_size);
+    io.walk_extra = budget;
+    auto pos = find_batch(s, want, &batch_base, &batch_size, io);
     if (!pos) return fail(pos.error());
     if (*pos >= s.size_bytes) return p;
     const size_t len = static_cast<size_t>(
@@ -803,6 +1035,17 @@ result<read_plan, errc> log::plan_segment(size_t i, int64_t want, size_t budget,
     p.position = *pos;
     p.length = len;
     p.expect = first ? batch_base : want;
+    // The walk's window may already hold the bytes (async plans): no second read.
+    if (io.async != nullptr) {
+        for (const auto& w : io.async->windows_) {
+            if (w.serial == s.serial && w.kind == plan_io::log_bytes && w.position <= p.position &&
+                p.position - w.position <= w.bytes.size() && len <= w.bytes.size() - (p.position - w.position)) {
+                const size_t at = static_cast<size_t>(p.position - w.position);
+                p.prefetched = shared_bytes::copy_of(std::span<const uint8_t>(w.bytes.data() + at, len));
+                break;
+            }
+        }
+    }
     return p;
 }
 
@@ -858,7 +1101,8 @@ result<read_result, errc> log::read(int64_t offset, size_t max_bytes, int64_t ma
     for (size_t i = segment_index_for(offset); i < segments_.size(); ++i) {
         const size_t budget = max_bytes > r.bytes ? max_bytes - r.bytes : 0;
         if (!first && budget < proto::batch_header_size) break;
-        auto p = plan_segment(i, want, budget, first, max_offset);
+        plan_io io;
+        auto p = plan_segment(i, want, budget, first, max_offset, io);
         if (!p) return fail(p.error());
         if (p->length == 0) continue;
         std::vector<uint8_t> buf(p->length);
@@ -874,6 +1118,22 @@ result<read_result, errc> log::read(int64_t offset, size_t max_bytes, int64_t ma
 }
 
 result<read_plan, errc> log::plan_read(int64_t offset, size_t max_bytes, int64_t max_offset) {
+    plan_io io;
+    return plan_read(offset, max_bytes, max_offset, io);
+}
+
+result<std::optional<read_plan>, errc> log::plan_read_async(int64_t offset, size_t max_bytes, int64_t max_offset,
+                                                            plan_fetches& st) {
+    FJORD_ASSERT(!st.missed_, "planning again before the fetch of {} bytes was supplied", st.fetch_.length);
+    if (st.short_read_) return fail(errc::io_error);  // as read_exact: the file is shorter than the log says
+    plan_io io{&st};
+    auto p = plan_read(offset, max_bytes, max_offset, io);
+    if (st.missed_) return std::optional<read_plan>();
+    if (!p) return fail(p.error());
+    return std::optional<read_plan>(std::move(p).value());
+}
+
+result<read_plan, errc> log::plan_read(int64_t offset, size_t max_bytes, int64_t max_offset, plan_io& io) {
     auto any = start_read(offset, max_bytes, max_offset);
     if (!any) return fail(any.error());
     read_plan p;
@@ -883,7 +1143,7 @@ result<read_plan, errc> log::plan_read(int64_t offset, size_t max_bytes, int64_t
     if (!*any) return p;
     // Kafka serves a fetch from one segment: the first that has the offset.
     for (size_t i = segment_index_for(offset); i < segments_.size(); ++i) {
-        auto one = plan_segment(i, offset, max_bytes, true, max_offset);
+        auto one = plan_segment(i, offset, max_bytes, true, max_offset, io);
         if (!one) return fail(one.error());
         if (one->length > 0) {
             one->next_offset = offset;
@@ -972,7 +1232,8 @@ result<void, errc> log::truncate_suffix(int64_t offset) {
     const size_t i = segment_index_for(offset);
     int64_t batch_base = 0;
     uint32_t batch_size = 0;
-    auto pos = find_batch(*segments_[i], offset, &batch_base, &batch_size);
+    plan_io io;
+    auto pos = find_batch(*segments_[i], offset, &batch_base, &batch_size, io);
     if (!pos) return fail(pos.error());
     if (batch_base < start_offset_) {
         // The batch to remove straddles the log start: nothing visible stays.

@@ -104,6 +104,84 @@ struct read_plan {
     int64_t max_offset = 0;
     int64_t segment_base = 0;
     uint64_t generation = 0;  // truncations since make the plan stale
+    // plan_read_async: the bytes, when planning already read them (no pread).
+    shared_bytes prefetched;
+};
+
+// One asynchronous read's planning state (read_async, async_read.h). A plan
+// made through it never reads a file on the calling thread: when planning
+// needs bytes (a segment's index files the first time, validated exactly as
+// a synchronous load; the batch headers from an index entry to the batch
+// asked for) log::plan_read_async returns nullopt with fetch() set; the
+// caller reads those bytes anywhere (the io_engine), hands them back with
+// supply() on the shard, and plans again. Every round makes progress (an
+// index load and a header walk resume where they stopped; only the latest
+// few reads are kept), so a plan takes a bounded number of rounds.
+// Single-threaded: the log's shard.
+class plan_fetches {
+public:
+    struct request {
+        std::shared_ptr<file> f;
+        uint64_t position = 0;
+        size_t length = 0;
+    };
+    plan_fetches();
+    ~plan_fetches();
+    plan_fetches(const plan_fetches&) = delete;
+    plan_fetches& operator=(const plan_fetches&) = delete;
+
+    // What to read next (after plan_read_async returned nullopt).
+    const request& fetch() const { return fetch_; }
+    // The bytes of fetch(); fewer means the file is shorter than the log
+    // says (the next plan fails with io_error, as a synchronous read does).
+    void supply(std::vector<uint8_t> bytes);
+    // Fetches supplied so far.
+    int rounds() const { return rounds_; }
+    // Tests: fetch no more than a read needs beyond `n` bytes (many small
+    // rounds, to exercise resuming a load or walk).
+    void limit_fetch_bytes(size_t n) { fetch_limit_ = n; }
+
+private:
+    friend class log;
+    struct window {
+        uint64_t serial = 0;  // the segment's
+        uint8_t kind = 0;     // .log, .index, .timeindex
+        uint64_t position = 0;
+        std::vector<uint8_t> bytes;
+    };
+    struct index_load;  // log.cc
+    struct walk {
+        bool valid = false;
+        uint64_t serial = 0;
+        uint64_t generation = 0;
+        int64_t offset = 0;
+        int attempt = 0;
+        bool rebuild_pending = false;
+        bool resume = false;  // pos/from_entry hold where the walk stopped
+        uint64_t pos = 0;
+        bool from_entry = false;
+    };
+    // Walks completed in earlier rounds (a plan may pass segments that end
+    // before the offset: their answers are kept, not walked again).
+    struct found {
+        uint64_t serial = 0;
+        uint64_t generation = 0;
+        int64_t offset = 0;
+        uint64_t pos = 0;
+        int64_t batch_base = 0;
+        uint32_t batch_size = 0;
+    };
+    request fetch_;
+    std::vector<found> found_;
+    uint64_t fetch_serial_ = 0;
+    uint8_t fetch_kind_ = 0;
+    bool missed_ = false;
+    bool short_read_ = false;
+    int rounds_ = 0;
+    size_t fetch_limit_ = SIZE_MAX;
+    std::vector<window> windows_;  // the latest few fetches
+    std::unique_ptr<index_load> load_;
+    walk walk_;
 };
 
 struct timestamp_offset {
@@ -188,6 +266,10 @@ public:
     // with offset_out_of_range when a truncation made the plan stale.
     result<read_plan, errc> plan_read(int64_t offset, size_t max_bytes, int64_t max_offset);
     result<read_result, errc> finish_read(const read_plan& p, shared_bytes bytes);
+    // plan_read without reading any file on the calling thread (read_async):
+    // nullopt when it needs the bytes of st.fetch() first (plan_fetches).
+    result<std::optional<read_plan>, errc> plan_read_async(int64_t offset, size_t max_bytes, int64_t max_offset,
+                                                           plan_fetches& st);
     // ListOffsets: the first record with timestamp >= ts (nullopt if none).
     result<std::optional<timestamp_offset>, errc> offset_for_timestamp(int64_t ts);
     // ListOffsets -3 (KIP-734): the first record with the largest timestamp (nullopt if empty).
@@ -281,6 +363,7 @@ public:
     size_t memory_bytes() const;
 
 private:
+    friend class plan_fetches;
     struct scan_outcome;
     log(file_cache& files, std::string dir, topic_partition tp, log_config cfg);
 
@@ -310,20 +393,30 @@ private:
     size_t segment_index_for(int64_t offset) const;
     segment& active() { return *segments_.back(); }
 
+    // How planning reads bytes: inline, or from plan_fetches (async).
+    struct plan_io;
+    struct scan_state;
+    struct scan_io;
     scan_outcome scan(segment& s, uint64_t from, int64_t expected_next, bool index, bool first_indexed,
-                      bool assign_epochs);
+                      bool assign_epochs, scan_io* sio = nullptr);
+    // Loads (or, with `rebuild`, re-derives from the log) a segment's indexes.
+    result<void, errc> load_indexes(segment& s, plan_io& io, bool rebuild = false);
     result<void, errc> load_indexes(segment& s);
     // load_indexes, taking the log offline if the segment is corrupt.
+    result<void, errc> ensure_indexes(segment& s, plan_io& io);
     result<void, errc> ensure_indexes(segment& s);
     result<void, errc> rebuild_indexes(segment& s);
     void write_index_entries(segment& s);
     result<void, errc> rewrite_index_files(segment& s);
-    result<uint64_t, errc> find_batch(segment& s, int64_t offset, int64_t* batch_base, uint32_t* batch_size);
+    result<uint64_t, errc> find_batch(segment& s, int64_t offset, int64_t* batch_base, uint32_t* batch_size,
+                                      plan_io& io);
+    result<read_plan, errc> plan_read(int64_t offset, size_t max_bytes, int64_t max_offset, plan_io& io);
     // The checks every read starts with; clamps max_bytes. False when there
     // is nothing to read (the log end, or max_offset reached).
     result<bool, errc> start_read(int64_t offset, size_t& max_bytes, int64_t max_offset) const;
     // Segment i's part of a read from `want`; length 0 if it has none.
-    result<read_plan, errc> plan_segment(size_t i, int64_t want, size_t budget, bool first, int64_t max_offset);
+    result<read_plan, errc> plan_segment(size_t i, int64_t want, size_t budget, bool first, int64_t max_offset,
+                                         plan_io& io);
     // Validates read bytes into r (cut at max_offset: `stop`); returns the bytes kept.
     result<size_t, errc> accept_chunk(const read_plan& p, shared_bytes bytes, read_result& r, bool& stop);
     result<void, errc> recover(size_t from_segment, int64_t recovery_point, recovery_report& report,

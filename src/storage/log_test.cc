@@ -2,6 +2,8 @@
 // recovery, faults, and the per-partition memory of 10,000 idle partitions.
 #include <malloc.h>
 
+#include <random>
+
 #include <gtest/gtest.h>
 
 #include "protocol/record_batch.h"
@@ -195,6 +197,94 @@ TEST(log, rolls_indexes_timestamps_and_clean_restart) {
         ASSERT_EQ(bs.size(), 1u);
         EXPECT_LE(bs[0].base_offset(), o);
         EXPECT_GE(bs[0].last_offset(), o);
+    }
+}
+
+// plan_read_async in tiny fetches (each exactly what one step needs): index
+// loads that resume chunk by chunk through segments larger than the scan
+// chunk (no index entries: the whole segment is the tail), rebuilds of a
+// garbled index, and header walks resumed one header at a time, give the
+// synchronous read's first segment, and touch files only through fetches.
+TEST(log, async_plans_resume_in_small_fetches_and_match_sync_reads) {
+    for (int variant = 0; variant < 2; ++variant) {
+        fixture f;
+        f.cfg.segment_bytes = 3 << 20;
+        f.cfg.index_interval_bytes = variant == 0 ? (64u << 20) : 40000;
+        {
+            auto l = f.create();
+            std::mt19937_64 rng(variant + 1);
+            while (l->segment_count() < 3) {
+                auto b = make_batch(1 + static_cast<int>(rng() % 4), 5000 + rng() % 15000, rng(), 1000);
+                ASSERT_TRUE(l->append(b, {.now_ms = 1}).ok());
+            }
+            ASSERT_TRUE(l->flush_all().ok());
+        }
+        if (variant == 1) {
+            // A partial entry: the index does not decode and is rebuilt.
+            auto idx = f.fs.open("/data/t-0/" + segment_file_name(0, ".index"), open_mode::read_write);
+            ASSERT_TRUE(idx.ok());
+            auto size = (*idx)->size();
+            ASSERT_TRUE(size.ok() && *size >= 16);
+            ASSERT_TRUE((*idx)->truncate(*size - 3).ok());
+            ASSERT_TRUE((*idx)->sync().ok());
+        }
+        auto l = f.reopen(true);
+        ASSERT_TRUE(l);
+        file_cache ref_cache(f.fs, 16);
+        std::string detail;
+        log::open_options oo;
+        oo.clean_shutdown = true;
+        auto ref = log::open(ref_cache, "/data/t-0", {"t", 0}, f.cfg, oo, detail);
+        ASSERT_TRUE(ref.ok()) << detail;
+        std::mt19937_64 rng(99);
+        int most_rounds = 0;
+        for (int i = 0; i < 12; ++i) {
+            const int64_t offset = static_cast<int64_t>(rng() % static_cast<uint64_t>(l->end_offset()));
+            const size_t max_bytes = 1 + rng() % 100000;
+            l->release_memory();
+            plan_fetches st;
+            st.limit_fetch_bytes(0);
+            std::optional<read_plan> plan;
+            for (int round = 0; !plan; ++round) {
+                ASSERT_LT(round, 100000) << "no progress";
+                auto p = l->plan_read_async(offset, max_bytes, INT64_MAX, st);
+                ASSERT_TRUE(p.ok()) << describe(p.error()) << " " << l->offline_detail();
+                if (*p) {
+                    plan = std::move(*p);
+                    break;
+                }
+                const auto& rq = st.fetch();
+                ASSERT_LE(rq.length, size_t{1} << 21) << "a fetch larger than a scan chunk and a batch";
+                std::vector<uint8_t> bytes(rq.length);
+                ASSERT_TRUE(read_exact(*rq.f, rq.position, bytes).ok());
+                st.supply(std::move(bytes));
+            }
+            most_rounds = std::max(most_rounds, st.rounds());
+            shared_bytes data = plan->prefetched;
+            if (data.empty() && plan->length > 0) {
+                std::vector<uint8_t> bytes(plan->length);
+                ASSERT_TRUE(read_exact(*plan->f, plan->position, bytes).ok());
+                data = shared_bytes::adopt(std::move(bytes));
+            }
+            auto got = l->finish_read(*plan, data);
+            ASSERT_TRUE(got.ok());
+            auto want = (*ref)->read(offset, max_bytes, INT64_MAX);
+            ASSERT_TRUE(want.ok());
+            ASSERT_EQ(got->chunks.size(), 1u);
+            ASSERT_FALSE(want->chunks.empty());
+            ASSERT_EQ(got->chunks[0].size(), want->chunks[0].size()) << "offset " << offset;
+            EXPECT_TRUE(std::equal(got->chunks[0].data(), got->chunks[0].data() + got->chunks[0].size(),
+                                   want->chunks[0].data()));
+        }
+        // Whole-segment scans in 1 MiB chunks and one header per round.
+        EXPECT_GT(most_rounds, variant == 0 ? 10 : 4) << "variant " << variant;
+        EXPECT_FALSE(l->offline());
+        if (variant == 1) {
+            // The cut index was rebuilt whole.
+            auto size = f.fs.file_size("/data/t-0/" + segment_file_name(0, ".index"));
+            ASSERT_TRUE(size.ok());
+            EXPECT_EQ(*size % offset_index_entry_size, 0u);
+        }
     }
 }
 

@@ -10,9 +10,16 @@
 //   storage_tool dump PARTITION_DIR [--values]
 //       opens a partition directory (recovering it), reads every batch, prints
 //       "batches B records R start S end E" (and every record value with --values)
+//   storage_tool producers PARTITION_DIR
+//       decodes the partition's latest .snapshot file (Kafka's or Fjord's),
+//       then opens the partition as after a clean shutdown (snapshot + the
+//       batches after it) and prints both producer tables, by producer id:
+//       "snapshot FILE producers N", then "snapshot|log producer_id P epoch E
+//       last_sequence S last_offset O"
 //   storage_tool crash-writer DIR
 //       appends forever, syncing after every append, printing "durable N"
 //       after each sync: for kill -9 tests
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -33,6 +40,7 @@ int usage() {
                  "usage: storage_tool write DIR TOPIC PARTITION RECORDS PER_BATCH VALUE_BYTES SEGMENT_BYTES\n"
                  "       storage_tool write-compacted DIR TOPIC PARTITION RECORDS PER_BATCH KEYS SEGMENT_BYTES\n"
                  "       storage_tool dump PARTITION_DIR [--values]\n"
+                 "       storage_tool producers PARTITION_DIR\n"
                  "       storage_tool crash-writer DIR\n");
     return 2;
 }
@@ -116,6 +124,51 @@ int cmd_dump(int argc, char** argv) {
     }
     std::printf("batches %ld records %ld start %ld end %ld\n", batches, records, long((*l)->start_offset()),
                 long((*l)->end_offset()));
+    return 0;
+}
+
+void print_producers(const char* source, const producer_state& ps) {
+    std::vector<const producer_entry*> es;
+    for (const auto& [id, e] : ps.entries()) es.push_back(&e);
+    std::sort(es.begin(), es.end(), [](auto* a, auto* b) { return a->producer_id < b->producer_id; });
+    for (const auto* e : es) {
+        const producer_batch* last = e->last();
+        std::printf("%s producer_id %ld epoch %d last_sequence %d last_offset %ld\n", source, long(e->producer_id),
+                    int(e->epoch), last ? int(last->last_seq) : -1, last ? long(last->last_offset) : -1L);
+    }
+}
+
+int cmd_producers(char** argv) {
+    std::string dir = argv[0];
+    while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+    topic_partition tp;
+    if (!topic_partition::from_dir_name(dir.substr(dir.find_last_of('/') + 1), tp))
+        return std::fprintf(stderr, "%s: not a partition dir\n", dir.c_str()), 1;
+    auto names = posix_file_system().list_dir(dir);
+    if (!names) return std::fprintf(stderr, "list %s: %s\n", dir.c_str(), describe(names.error())), 1;
+    int64_t latest = -1;
+    for (const auto& n : *names) {
+        if (auto off = parse_producer_snapshot_name(n)) latest = std::max(latest, *off);
+    }
+    if (latest >= 0) {
+        const std::string name = producer_snapshot_name(latest);
+        auto text = read_small_file(posix_file_system(), dir + "/" + name);
+        if (!text) return std::fprintf(stderr, "read %s: %s\n", name.c_str(), describe(text.error())), 1;
+        producer_state snap;
+        if (!snap.decode_snapshot(std::span(reinterpret_cast<const uint8_t*>(text->data()), text->size())))
+            return std::fprintf(stderr, "%s: not a valid producer snapshot\n", name.c_str()), 1;
+        std::printf("snapshot %s producers %zu\n", name.c_str(), snap.size());
+        print_producers("snapshot", snap);
+    } else {
+        std::printf("snapshot none producers 0\n");
+    }
+    file_cache cache(posix_file_system(), 64);
+    std::string detail;
+    storage::log::open_options o;
+    o.clean_shutdown = true;  // as after Kafka's clean stop: the latest snapshot, then the batches after it
+    auto l = storage::log::open(cache, dir, tp, log_config{}, o, detail);
+    if (!l) return std::fprintf(stderr, "open %s: %s: %s\n", dir.c_str(), describe(l.error()), detail.c_str()), 1;
+    print_producers("log", (*l)->producers());
     return 0;
 }
 
@@ -210,5 +263,6 @@ int main(int argc, char** argv) {
     if (cmd == "write-compacted" && argc == 9) return cmd_write_compacted(argv + 2);
     if (cmd == "dump") return cmd_dump(argc - 2, argv + 2);
     if (cmd == "crash-writer") return cmd_crash_writer(argv + 2);
+    if (cmd == "producers" && argc == 3) return cmd_producers(argv + 2);
     return usage();
 }

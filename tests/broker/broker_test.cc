@@ -35,7 +35,9 @@
 #include "kafka/broker.h"
 #include "net/shard.h"
 #include "protocol/gen/fetch.h"
+#include "protocol/gen/list_offsets.h"
 #include "protocol/gen/metadata.h"
+#include "protocol/gen/offset_for_leader_epoch.h"
 #include "protocol/gen/produce.h"
 #include "protocol/gen/registry.h"
 #include "protocol/gen/request_header.h"
@@ -377,7 +379,8 @@ private:
     void write_all(const uint8_t* p, size_t n) {
         while (n > 0) {
             ssize_t k = ::write(fd_, p, n);
-            if (k <= 0) throw std::runtime_error("write");
+            if (k < 0 && errno == EINTR) continue;
+            if (k <= 0) throw std::runtime_error(std::string("write: ") + std::strerror(errno));
             p += k;
             n -= static_cast<size_t>(k);
         }
@@ -385,7 +388,9 @@ private:
     void read_all(uint8_t* p, size_t n) {
         while (n > 0) {
             ssize_t k = ::read(fd_, p, n);
-            if (k <= 0) throw std::runtime_error("read (closed or timed out)");
+            if (k < 0 && errno == EINTR) continue;
+            if (k <= 0)
+                throw std::runtime_error(k == 0 ? "read: closed" : std::string("read: ") + std::strerror(errno));
             p += k;
             n -= static_cast<size_t>(k);
         }
@@ -596,7 +601,7 @@ std::vector<uint8_t> build_batch(std::span<const record> recs, protocol::codec c
         for (const auto& h : r.headers) {
             hs.push_back({h.name, h.value ? protocol::nullable_bytes(as_bytes(*h.value)) : std::nullopt});
         }
-        b.add(now, r.key ? protocol::nullable_bytes(as_bytes(*r.key)) : std::nullopt,
+        b.add(r.timestamp != 0 ? r.timestamp : now, r.key ? protocol::nullable_bytes(as_bytes(*r.key)) : std::nullopt,
               r.value ? protocol::nullable_bytes(as_bytes(*r.value)) : std::nullopt, hs);
     }
     auto built = b.build();
@@ -1119,5 +1124,120 @@ TEST_F(broker_test, every_listener_serves_and_advertises_its_own_address) {
     EXPECT_EQ(b.brokers[0].host, "127.0.0.1");
     EXPECT_EQ(b.brokers[0].port, ports[1]);
     EXPECT_EQ(a.cluster_id, b.cluster_id);
+}
+}  // namespace
+
+namespace {
+// OffsetForLeaderEpoch answers from the partition's real epoch history;
+// ListOffsets special timestamps; leader epoch fencing in both and in Fetch.
+TEST_F(broker_test, leader_epochs_offsets_and_fencing) {
+    start_broker();
+    const std::string topic = "epochs";
+    ASSERT_TRUE(create_topic(broker_->port(), topic));
+    // Three batches, timestamps 1000 (x5), 3000 (x5), 2000 (x5).
+    std::vector<record> recs;
+    for (int64_t ts : {1000, 3000, 2000}) {
+        std::vector<record> batch;
+        for (int i = 0; i < 5; ++i) {
+            record r;
+            r.key = "k" + std::to_string(ts) + "-" + std::to_string(i);
+            r.value = "v";
+            r.timestamp = ts;
+            batch.push_back(r);
+        }
+        auto resp = raw_produce(broker_->port(), topic, 0, build_batch(batch, protocol::codec::none));
+        ASSERT_EQ(resp.responses[0].partition_responses[0].error_code, 0);
+    }
+    raw_client c(broker_->port());
+    auto epoch_query = [&](int32_t current, int32_t epoch) {
+        gen::offset_for_leader_epoch_request req;
+        req.replica_id = -1;
+        gen::offset_for_leader_epoch_request::offset_for_leader_topic t;
+        t.topic = topic;
+        t.partitions.push_back(
+            {.partition = 0, .current_leader_epoch = current, .leader_epoch = epoch, .unknown_tagged_fields = {}});
+        req.topics.push_back(t);
+        auto resp = c.call<gen::offset_for_leader_epoch_response>(req, 4);
+        return resp.topics.at(0).partitions.at(0);
+    };
+    auto e0 = epoch_query(-1, 0);
+    EXPECT_EQ(e0.error_code, 0);
+    EXPECT_EQ(e0.leader_epoch, 0);
+    EXPECT_EQ(e0.end_offset, 15);  // the current epoch ends at the log end
+    auto e9 = epoch_query(-1, 9);  // an epoch after every known one: undefined
+    EXPECT_EQ(e9.leader_epoch, -1);
+    EXPECT_EQ(e9.end_offset, -1);
+    EXPECT_EQ(epoch_query(3, 0).error_code, 75);  // UNKNOWN_LEADER_EPOCH: the client is ahead
+
+    auto list = [&](int64_t ts, int32_t current = -1) {
+        gen::list_offsets_request req;
+        req.replica_id = -1;
+        gen::list_offsets_request::list_offsets_topic t;
+        t.name = topic;
+        t.partitions.push_back({.partition_index = 0,
+                                .current_leader_epoch = current,
+                                .timestamp = ts,
+                                .max_num_offsets = 1,
+                                .unknown_tagged_fields = {}});
+        req.topics.push_back(t);
+        auto resp = c.call<gen::list_offsets_response>(req, 9);
+        return resp.topics.at(0).partitions.at(0);
+    };
+    EXPECT_EQ(list(-2).offset, 0);
+    EXPECT_EQ(list(-1).offset, 15);
+    auto max_ts = list(-3);  // the first record with the largest timestamp
+    EXPECT_EQ(max_ts.offset, 5);
+    EXPECT_EQ(max_ts.timestamp, 3000);
+    EXPECT_EQ(list(-4).offset, 0);
+    EXPECT_EQ(list(-5).offset, -1);  // nothing is tiered
+    auto ts2500 = list(2500);
+    EXPECT_EQ(ts2500.offset, 5);
+    EXPECT_EQ(ts2500.timestamp, 3000);
+    EXPECT_EQ(ts2500.leader_epoch, 0);
+    auto none = list(4000);
+    EXPECT_EQ(none.error_code, 0);
+    EXPECT_EQ(none.offset, -1);
+    EXPECT_EQ(none.timestamp, -1);
+    EXPECT_EQ(list(-1, 1).error_code, 75);
+
+    auto req = fetch_request_for(topic, 0, 0, 0);
+    req.topics[0].partitions[0].current_leader_epoch = 2;
+    auto f = c.call<gen::fetch_response>(req, fetch_version);
+    EXPECT_EQ(f.responses.at(0).partitions.at(0).error_code, 75);
+}
+}  // namespace
+
+namespace {
+// acks=all with min.insync.replicas above the one replica a node has fails
+// with NOT_ENOUGH_REPLICAS (19); acks=1 still succeeds.
+TEST_F(broker_test, acks_all_respects_min_insync_replicas) {
+    start_broker({{"min.insync.replicas", "2"}});
+    const std::string topic = "isr";
+    bool created = false;
+    try {
+        created = create_topic(broker_->port(), topic);
+    } catch (const std::exception& e) {
+        FAIL() << "create_topic: " << e.what();
+    }
+    ASSERT_TRUE(created);
+    std::vector<record> one(1);
+    one[0].key = "k";
+    one[0].value = "v";
+    auto all = raw_produce(broker_->port(), topic, 0, build_batch(one, protocol::codec::none));
+    EXPECT_EQ(all.responses[0].partition_responses[0].error_code, 19);
+    raw_client c(broker_->port());
+    gen::produce_request req;
+    req.acks = 1;
+    req.timeout_ms = 30000;
+    gen::produce_request::topic_produce_data t;
+    t.name = topic;
+    gen::produce_request::partition_produce_data pd;
+    pd.index = 0;
+    pd.records = shared_bytes::adopt(build_batch(one, protocol::codec::none));
+    t.partition_data.push_back(std::move(pd));
+    req.topic_data.push_back(std::move(t));
+    auto r = c.call<gen::produce_response>(req, produce_version);
+    EXPECT_EQ(r.responses[0].partition_responses[0].error_code, 0);
+    EXPECT_EQ(r.responses[0].partition_responses[0].base_offset, 0);
 }
 }  // namespace

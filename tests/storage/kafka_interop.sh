@@ -7,6 +7,12 @@
 #  (b) the reference broker writes a partition (kcat, three codecs, several
 #      produce runs); after it stops, Fjord opens a copy of <topic>-0 and
 #      serves every record, in order.
+#  (d) idempotent producers (kcat, enable.idempotence=true; three runs, three
+#      producer ids, different counts) write to the reference broker; after
+#      its clean stop, Fjord decodes the .snapshot file Kafka wrote and opens
+#      the partition from it (storage_tool producers), and reports the same
+#      producer id, epoch, last sequence and last offset per producer as
+#      Kafka's DumpLogSegments of that snapshot.
 # Usage: kafka_interop.sh STORAGE_TOOL. Needs Java: with CI=true a missing
 # Java fails the test; otherwise it is skipped.
 set -euo pipefail
@@ -92,6 +98,11 @@ for codec in none gzip lz4 zstd snappy; do
     n=$((n + 300))
   done
 done
+# (d) idempotent producers, each run a new producer id.
+for count in 500 321 777; do
+  seq -f "idem-$count-%g" 1 "$count" | kcat -b "$B" -P -t idem -p 0 -X enable.idempotence=true \
+    -X linger.ms=5 -X batch.num.messages=50 2>>"$WORK/idem.err" || { cat "$WORK/idem.err"; fail "kcat idempotent produce"; }
+done
 got="$(kcat -b "$B" -C -t interop -p 0 -o beginning -e -q | wc -l)"
 [ "$got" = "$n" ] || fail "the reference broker holds $got records, expected $n"
 # A copy taken while the broker runs looks like a crash (preallocated indexes).
@@ -109,3 +120,32 @@ summary="$(tail -n 1 "$WORK/served.txt")"
 head -n -1 "$WORK/served.txt" >"$WORK/values.txt"
 cmp -s "$WORK/values.txt" "$WORK/sent.txt" || { diff "$WORK/sent.txt" "$WORK/values.txt" | head; fail "served records differ from those produced"; }
 echo "kafka_interop: (b) Fjord served all $n records of Kafka's log ($summary)"
+
+# --- (d) Kafka's producer snapshot -> Fjord -----------------------------------
+# The stop above was clean: Kafka wrote <log end>.snapshot with the producers.
+mkdir -p "$WORK/idem"
+cp -r "$WORK/kref/data/idem-0" "$WORK/idem/"
+snap="$(ls "$WORK/idem/idem-0"/*.snapshot 2>/dev/null | tail -n 1)"
+[ -n "$snap" ] || fail "Kafka wrote no producer snapshot: $(ls "$WORK/idem/idem-0")"
+"$KREF" run-class org.apache.kafka.tools.DumpLogSegments --files "$snap" >"$WORK/snap.txt" 2>"$WORK/snap.err" \
+  || { cat "$WORK/snap.err"; fail "DumpLogSegments of the snapshot failed"; }
+# Kafka: "producerId: P producerEpoch: E ... lastSequence: S lastOffset: O ..."
+sed -n 's/^producerId: \([0-9-]*\) producerEpoch: \([0-9-]*\) .* lastSequence: \([0-9-]*\) lastOffset: \([0-9-]*\) .*/\1 \2 \3 \4/p' \
+  "$WORK/snap.txt" | sort -n >"$WORK/snap.kafka"
+[ "$(wc -l <"$WORK/snap.kafka")" = 3 ] || { cat "$WORK/snap.txt"; fail "Kafka's snapshot holds $(wc -l <"$WORK/snap.kafka") producers, expected 3"; }
+# Three runs of 500, 321 and 777 records: last sequences 499, 320, 776.
+[ "$(cut -d' ' -f3 "$WORK/snap.kafka" | sort -n | tr '\n' ' ')" = "320 499 776 " ] \
+  || { cat "$WORK/snap.kafka"; fail "unexpected last sequences in Kafka's snapshot"; }
+"$TOOL" producers "$WORK/idem/idem-0" >"$WORK/producers.txt" 2>"$WORK/producers.err" \
+  || { cat "$WORK/producers.err"; fail "Fjord could not read Kafka's producer snapshot"; }
+grep -q "^snapshot $(basename "$snap") producers 3$" "$WORK/producers.txt" || { cat "$WORK/producers.txt"; fail "Fjord decoded another snapshot"; }
+for source in snapshot log; do
+  sed -n "s/^$source producer_id \([0-9-]*\) epoch \([0-9-]*\) last_sequence \([0-9-]*\) last_offset \([0-9-]*\)$/\1 \2 \3 \4/p" \
+    "$WORK/producers.txt" | sort -n >"$WORK/snap.fjord.$source"
+  cmp -s "$WORK/snap.kafka" "$WORK/snap.fjord.$source" || {
+    echo "Kafka (id epoch last_sequence last_offset):"; cat "$WORK/snap.kafka"
+    echo "Fjord ($source):"; cat "$WORK/snap.fjord.$source"
+    fail "Fjord's producer state ($source) differs from Kafka's snapshot"
+  }
+done
+echo "kafka_interop: (d) Fjord read Kafka's producer snapshot: $(tr '\n' ';' <"$WORK/snap.kafka")"
