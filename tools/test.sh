@@ -59,6 +59,10 @@ sanitize_tests() {
   tools/build.sh sanitize && ctest --test-dir build/sanitize --output-on-failure -j 2
 }
 
+tsan_check() {
+  tools/build.sh tsan fjord && tests/broker/tsan_check.sh
+}
+
 fuzz_smoke() {
   tools/build.sh fuzz && tools/fuzz.sh "${FUZZ_SMOKE_SECONDS:-20}"
 }
@@ -83,6 +87,7 @@ stage "bad input vs Kafka" python3 tests/bad_input/check.py
 # kafkajs reads only through consumer groups: it joins this list with the
 # group coordinator.
 stage "real clients" tests/integration/run.sh kcat confluent-debian confluent-pypi kafka-python java franz-go
+stage "thread sanitizer (cross-shard)" tsan_check
 stage "sanitizer build and tests" sanitize_tests
 stage "fuzz build and smoke run" fuzz_smoke
 summary
