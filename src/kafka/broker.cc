@@ -386,28 +386,29 @@ void broker::shutdown_shards() {
             std::this_thread::sleep_for(std::chrono::milliseconds(1));
         }
     }
-    // Flush every partition, wait for its fsyncs, then the clean-shutdown files.
+    // Flush every partition and wait for its fsyncs, then write the
+    // clean-shutdown files: all shards at once, all partitions of a shard at
+    // once (one fsync round each, overlapping).
+    std::vector<std::promise<void>> done(n);
     for (unsigned i = 0; i < n; ++i) {
-        auto& c = *ctx_[i];
-        std::promise<void> done;
         asio::co_spawn(
             shards_->context(i),
-            [](shard_ctx* c, std::promise<void>* done) -> net::awaitable<void> {
+            [](shard_ctx* c, std::promise<void>* finished) -> net::awaitable<void> {
                 auto ex = co_await asio::this_coro::executor;
+                net::event ev(ex);
+                size_t pending = c->partitions.size();
                 for (auto& [tp, p] : c->partitions) {
-                    net::event ev(ex);
-                    bool flushed = false;
-                    p->durability().flush([&](int) {
-                        flushed = true;
+                    p->durability().flush([&pending, &ev](int) {
+                        --pending;
                         ev.notify();
                     });
-                    while (!flushed || !p->durability().idle()) {
-                        asio::steady_timer t(ex, std::chrono::milliseconds(flushed ? 1 : 1000));
-                        if (flushed) {
-                            co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
-                        } else {
-                            co_await ev.wait();
-                        }
+                }
+                while (pending > 0) co_await ev.wait();
+                // A round may still be winding down after its callbacks.
+                for (auto& [tp, p] : c->partitions) {
+                    while (!p->durability().idle()) {
+                        asio::steady_timer t(ex, std::chrono::milliseconds(1));
+                        co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
                     }
                 }
                 c->partitions.clear();
@@ -416,11 +417,11 @@ void broker::shutdown_shards() {
                         log_error("log.dirs: clean shutdown failed: {}", storage::describe(r.error()));
                     }
                 }
-                done->set_value();
-            }(&c, &done),
+                finished->set_value();
+            }(ctx_[i].get(), &done[i]),
             asio::detached);
-        done.get_future().wait();
     }
+    for (auto& d : done) d.get_future().wait();
     // The metadata log last.
     run_on(shards_->context(0), [&] {});
     for (int i = 0; i < 3000; ++i) {
