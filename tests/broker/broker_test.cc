@@ -35,6 +35,7 @@
 #include "kafka/broker.h"
 #include "net/shard.h"
 #include "protocol/gen/fetch.h"
+#include "protocol/gen/init_producer_id.h"
 #include "protocol/gen/list_offsets.h"
 #include "protocol/gen/metadata.h"
 #include "protocol/gen/offset_for_leader_epoch.h"
@@ -1239,5 +1240,74 @@ TEST_F(broker_test, acks_all_respects_min_insync_replicas) {
     auto r = c.call<gen::produce_response>(req, produce_version);
     EXPECT_EQ(r.responses[0].partition_responses[0].error_code, 0);
     EXPECT_EQ(r.responses[0].partition_responses[0].base_offset, 0);
+}
+}  // namespace
+
+namespace {
+std::vector<uint8_t> idempotent_batch(int64_t pid, int16_t epoch, int32_t seq, int count) {
+    protocol::batch_options o;
+    o.producer_id = pid;
+    o.producer_epoch = epoch;
+    o.base_sequence = seq;
+    protocol::batch_builder b(o);
+    for (int i = 0; i < count; ++i) {
+        std::string v = "seq-" + std::to_string(seq + i);
+        b.add(wall_ms(), std::nullopt, as_bytes(v));
+    }
+    return b.build().value();
+}
+
+// Idempotence: InitProducerId hands out distinct ids; a retried batch is
+// acknowledged with the offsets it got the first time and stored once; a
+// sequence gap is OUT_OF_ORDER_SEQUENCE_NUMBER (45); a stale epoch
+// INVALID_PRODUCER_EPOCH (47).
+TEST_F(broker_test, idempotent_retries_are_acknowledged_once) {
+    start_broker();
+    const std::string topic = "idem";
+    ASSERT_TRUE(create_topic(broker_->port(), topic));
+    raw_client c(broker_->port());
+    gen::init_producer_id_request init;
+    init.transactional_id = std::nullopt;
+    init.transaction_timeout_ms = 60000;
+    auto first = c.call<gen::init_producer_id_response>(init, 4);
+    auto second = c.call<gen::init_producer_id_response>(init, 4);
+    ASSERT_EQ(first.error_code, 0);
+    ASSERT_EQ(second.error_code, 0);
+    EXPECT_NE(first.producer_id, second.producer_id);
+    EXPECT_EQ(first.producer_epoch, 0);
+    const int64_t pid = first.producer_id;
+
+    auto produce = [&](std::vector<uint8_t> batch) {
+        return raw_produce(broker_->port(), topic, 0, std::move(batch)).responses[0].partition_responses[0];
+    };
+    auto a = produce(idempotent_batch(pid, 0, 0, 3));
+    ASSERT_EQ(a.error_code, 0);
+    EXPECT_EQ(a.base_offset, 0);
+    auto b = produce(idempotent_batch(pid, 0, 3, 2));
+    ASSERT_EQ(b.error_code, 0);
+    EXPECT_EQ(b.base_offset, 3);
+    auto retry = produce(idempotent_batch(pid, 0, 0, 3));  // the first batch again
+    EXPECT_EQ(retry.error_code, 0);
+    EXPECT_EQ(retry.base_offset, 0);
+    EXPECT_EQ(produce(idempotent_batch(pid, 0, 9, 1)).error_code, 45);  // a gap
+    auto next = produce(idempotent_batch(pid, 0, 5, 1));
+    EXPECT_EQ(next.error_code, 0);
+    EXPECT_EQ(next.base_offset, 5);                         // the retry and the gap stored nothing
+    auto bumped = produce(idempotent_batch(pid, 1, 0, 1));  // a new epoch starts at 0
+    EXPECT_EQ(bumped.error_code, 0);
+    EXPECT_EQ(produce(idempotent_batch(pid, 0, 6, 1)).error_code, 47);  // the old epoch is fenced
+
+    // The log holds exactly 7 records.
+    gen::list_offsets_request lo;
+    lo.replica_id = -1;
+    gen::list_offsets_request::list_offsets_topic t;
+    t.name = topic;
+    t.partitions.push_back({.partition_index = 0,
+                            .current_leader_epoch = -1,
+                            .timestamp = -1,
+                            .max_num_offsets = 1,
+                            .unknown_tagged_fields = {}});
+    lo.topics.push_back(t);
+    EXPECT_EQ(c.call<gen::list_offsets_response>(lo, 9).topics.at(0).partitions.at(0).offset, 7);
 }
 }  // namespace
