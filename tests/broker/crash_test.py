@@ -38,21 +38,9 @@ import time
 TOPIC = "crash"
 
 # ---------------------------------------------------------------------------
-# CRC-32C (Castagnoli), table driven.
-_CRC_TABLE = []
-for _n in range(256):
-    _c = _n
-    for _ in range(8):
-        _c = (_c >> 1) ^ 0x82F63B78 if _c & 1 else _c >> 1
-    _CRC_TABLE.append(_c)
-
-
-def crc32c(data):
-    crc = 0xFFFFFFFF
-    table = _CRC_TABLE
-    for b in data:
-        crc = table[(crc ^ b) & 0xFF] ^ (crc >> 8)
-    return crc ^ 0xFFFFFFFF
+# CRC-32C: tests/lib/crc32c.py
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../lib"))
+from crc32c import crc32c  # noqa: E402
 
 
 # ---------------------------------------------------------------------------

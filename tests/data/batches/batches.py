@@ -14,6 +14,7 @@ A line containing only 'FLUSH' marks where the producer flushes (a batch boundar
 """
 
 import json
+import os
 import struct
 import sys
 import time
@@ -114,24 +115,8 @@ def produce(bootstrap, topic, codec):
 CODEC_IDS = {"none": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}
 
 
-def _crc32c_table():
-    table = []
-    for n in range(256):
-        c = n
-        for _ in range(8):
-            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
-        table.append(c)
-    return table
-
-
-_CRC_TABLE = _crc32c_table()
-
-
-def crc32c(data):
-    c = 0xFFFFFFFF
-    for b in data:
-        c = _CRC_TABLE[(c ^ b) & 0xFF] ^ (c >> 8)
-    return c ^ 0xFFFFFFFF
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../lib"))
+from crc32c import crc32c  # noqa: E402
 
 
 def parse_segment(path):
