@@ -16,53 +16,13 @@
 #include <random>
 #include <thread>
 
+#include "storage/test_loop.h"
 #include "storage/test_util.h"
 
 namespace fjord::storage {
 namespace {
 
-// A shard's loop, reduced to a queue the test thread drains.
-class test_loop {
-public:
-    void post(std::function<void()> f) {
-        std::lock_guard lock(mu_);
-        q_.push_back(std::move(f));
-        cv_.notify_one();
-    }
-    // Runs posted functions until `until` holds; fails after 10 s without.
-    void run(const std::function<bool()>& until) {
-        while (!until()) {
-            std::function<void()> f;
-            {
-                std::unique_lock lock(mu_);
-                if (!cv_.wait_for(lock, std::chrono::seconds(10), [this] { return !q_.empty(); })) {
-                    ADD_FAILURE() << "nothing happened for 10 s: a completion is lost";
-                    return;
-                }
-                f = std::move(q_.front());
-                q_.pop_front();
-            }
-            f();
-        }
-    }
-    void drain() {
-        for (;;) {
-            std::function<void()> f;
-            {
-                std::lock_guard lock(mu_);
-                if (q_.empty()) return;
-                f = std::move(q_.front());
-                q_.pop_front();
-            }
-            f();
-        }
-    }
-
-private:
-    std::mutex mu_;
-    std::condition_variable cv_;
-    std::deque<std::function<void()>> q_;
-};
+using testing::test_loop;
 
 // Wraps a real engine: refuses the first `refuse` submissions (a saturated
 // queue) and fails the fdatasyncs numbered in `fail_syncs` with EIO.
