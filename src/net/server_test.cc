@@ -115,7 +115,7 @@ TEST(server, oversize_and_negative_frames_close_the_connection_without_reading) 
     EXPECT_EQ(read_frame(s).size(), 1024u);
 }
 
-TEST(server, a_length_field_alone_allocates_little) {
+TEST(server, a_frame_announced_but_not_sent_leaves_the_server_serving) {
     // 1 MiB announced, 10 bytes sent, then the client goes away: nothing is
     // answered and the server keeps serving others.
     fixture f(server_config{});
