@@ -1311,3 +1311,56 @@ TEST_F(broker_test, idempotent_retries_are_acknowledged_once) {
     EXPECT_EQ(c.call<gen::list_offsets_response>(lo, 9).topics.at(0).partitions.at(0).offset, 7);
 }
 }  // namespace
+
+namespace {
+// compression.type names a codec: batches in another codec are recompressed
+// once on the leader, and consumers read the same records back.
+TEST_F(broker_test, compression_type_recompresses_on_the_leader) {
+    start_broker({{"compression.type", "zstd"}});
+    const std::string topic = "recompressed";
+    ASSERT_TRUE(create_topic(broker_->port(), topic));
+    auto sent = varied_records("rc", 40);
+    auto r = raw_produce(broker_->port(), topic, 0, build_batch(sent, protocol::codec::gzip));
+    ASSERT_EQ(r.responses[0].partition_responses[0].error_code, 0);
+    auto batches = fetch_batch_headers(broker_->port(), topic, 0, 0);
+    ASSERT_EQ(batches.size(), 1u);
+    EXPECT_EQ(batches[0].attributes & 7, 4) << "stored with zstd, not the producer's gzip";
+    EXPECT_EQ(batches[0].records, 40);
+    consumer cons(bootstrap(), {});
+    cons.assign(topic, {{0, 0}});
+    auto got = cons.consume(40);
+    ASSERT_EQ(got.size(), 40u);
+    for (size_t i = 0; i < got.size(); ++i) {
+        EXPECT_EQ(got[i].offset, static_cast<int64_t>(i));
+        EXPECT_TRUE(got[i].rec == sent[i]) << "record " << i;
+    }
+}
+
+// Metadata: the controller is a listed broker, leader epochs are real and
+// stay the same across a restart, the topic id too.
+TEST_F(broker_test, metadata_controller_and_leader_epochs_survive_restart) {
+    start_broker({{"num.partitions", "3"}});
+    const std::string topic = "meta";
+    ASSERT_TRUE(create_topic(broker_->port(), topic));
+    auto before = raw_metadata(broker_->port(), topic);
+    ASSERT_EQ(before.brokers.size(), 1u);
+    EXPECT_EQ(before.controller_id, before.brokers[0].node_id);
+    ASSERT_EQ(before.topics.size(), 1u);
+    ASSERT_EQ(before.topics[0].partitions.size(), 3u);
+    for (const auto& p : before.topics[0].partitions) {
+        EXPECT_EQ(p.error_code, 0);
+        EXPECT_EQ(p.leader_id, 1);
+        EXPECT_EQ(p.leader_epoch, 0);
+        EXPECT_EQ(p.replica_nodes, std::vector<int32_t>{1});
+        EXPECT_EQ(p.isr_nodes, std::vector<int32_t>{1});
+    }
+    EXPECT_EQ(before.topics[0].topic_authorized_operations, INT32_MIN) << "not asked for: the omitted sentinel";
+    stop_broker();
+    start_broker({{"num.partitions", "3"}});
+    auto after = raw_metadata(broker_->port(), topic);
+    ASSERT_EQ(after.topics.size(), 1u);
+    EXPECT_EQ(after.topics[0].topic_id, before.topics[0].topic_id);
+    EXPECT_EQ(after.cluster_id, before.cluster_id);
+    for (const auto& p : after.topics[0].partitions) EXPECT_EQ(p.leader_epoch, 0);
+}
+}  // namespace
