@@ -43,7 +43,6 @@ public:
     explicit dispatcher(shard_ctx& sh) : sh_(sh) {}
     net::awaitable<net::response> handle(const net::connection_info& conn, shared_bytes frame,
                                          net::request_order& order) override;
-    void closed(const net::connection_info& conn) override {}
 
 private:
     shard_ctx& sh_;

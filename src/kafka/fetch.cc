@@ -162,8 +162,7 @@ struct wait_target {
 net::awaitable<void> wait_on_shard(shard_ctx* sh, std::vector<wait_target> parts,
                                    asio::steady_timer::time_point deadline, int8_t isolation) {
     auto ex = co_await asio::this_coro::executor;
-    data_waiter w(ex);
-    w.ev = net::event(ex, deadline);
+    data_waiter w(ex, deadline);
     std::vector<partition*> registered;
     bool ready = false;
     for (const auto& t : parts) {

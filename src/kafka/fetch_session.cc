@@ -345,7 +345,7 @@ void list_request_partitions(const protocol::gen::fetch_request& request, const 
             }
             topic_index.insert(th, ti);
         }
-        const int16_t error = topics[ti].name_known ? int16_t{0} : error_unknown_topic_id;
+        const int16_t error = topics[ti].name_known ? int16_t{0} : error::unknown_topic_id;
         for (const auto& p : t.partitions) {
             const uint64_t ph = hash_partition(ti, p.partition);
             int32_t pi = partition_index.find(ph, [&](int32_t i) {
@@ -554,7 +554,7 @@ result<fetch_context, fetch_session_errc> fetch_session_cache::begin(const proto
         ref.max_bytes = cp.max_bytes;
         ref.current_leader_epoch = cp.current_leader_epoch;
         ref.last_fetched_epoch = cp.last_fetched_epoch;
-        ref.error_code = ctx.topics_[ti].name_known ? int16_t{0} : error_unknown_topic_id;
+        ref.error_code = ctx.topics_[ti].name_known ? int16_t{0} : error::unknown_topic_id;
         ctx.slots_.push_back(slot);
     }
     FJORD_ASSERT(ctx.partitions_.size() == s->count, "session {}: {} partitions listed, {} cached", s->id,

@@ -61,13 +61,11 @@
 #include <vector>
 
 #include "base/result.h"
+#include "kafka/errors.h"
 #include "protocol/gen/fetch.h"
 #include "protocol/wire.h"
 
 namespace fjord::kafka {
-
-// Kafka error codes produced here.
-inline constexpr int16_t error_unknown_topic_id = 100;
 
 // Session errors; the values are the Kafka error codes.
 enum class fetch_session_errc : int16_t {

@@ -557,7 +557,7 @@ TEST_F(fetch_session_test, v13_resolves_topic_ids_and_flags_unknown_ones) {
     EXPECT_EQ(known.error_code, 0);
     EXPECT_FALSE(ctx.topic(unknown).name_known);
     EXPECT_EQ(ctx.topic(unknown).id, bar.id);
-    EXPECT_EQ(unknown.error_code, error_unknown_topic_id);
+    EXPECT_EQ(unknown.error_code, error::unknown_topic_id);
     EXPECT_EQ(unknown.error_code, 100);
 
     // The handler answers UNKNOWN_TOPIC_ID; the session keeps the partition

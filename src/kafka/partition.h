@@ -28,7 +28,8 @@ namespace fjord::kafka {
 // A fetch waiting on one or more partitions of this shard: woken when any of
 // them may have new data (or its deadline passes).
 struct data_waiter {
-    explicit data_waiter(const net::asio::any_io_executor& ex) : ev(ex) {}
+    data_waiter(const net::asio::any_io_executor& ex, net::asio::steady_timer::time_point deadline)
+        : ev(ex, deadline) {}
     net::event ev;
     bool woken = false;
 };
