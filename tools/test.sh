@@ -67,6 +67,16 @@ fuzz_smoke() {
   tools/build.sh fuzz && tools/fuzz.sh "${FUZZ_SMOKE_SECONDS:-20}"
 }
 
+# Consumer groups: error codes and Kafka's tools against the reference,
+# then librdkafka groups with the PyPI build (and kafka-python), and with
+# Debian's.
+consumer_groups() {
+  tests/integration/install.sh confluent-pypi confluent-debian >/dev/null || return 1
+  local venv="${FJORD_CACHE:-${HOME:-/root}/.cache/fjord}/it-venv"
+  "$venv/bin/python" tests/groups/check.py &&
+    /usr/bin/python3 -s tests/groups/check.py --parts clients --librdkafka-only
+}
+
 differential() {
   if [ ! -d "$shared/messages" ]; then
     echo "differential: $shared not found"
@@ -84,9 +94,8 @@ stage "unit and golden tests" unit_tests
 stage "differential vs Kafka" differential
 stage "reference broker" tests/kafka_ref/selftest.sh
 stage "bad input vs Kafka" python3 tests/bad_input/check.py
-# kafkajs reads only through consumer groups: it joins this list with the
-# group coordinator.
-stage "real clients" tests/integration/run.sh kcat confluent-debian confluent-pypi kafka-python java franz-go
+stage "real clients" tests/integration/run.sh kcat confluent-debian confluent-pypi kafka-python java franz-go kafkajs
+stage "consumer groups" consumer_groups
 stage "thread sanitizer (cross-shard)" tsan_check
 stage "sanitizer build and tests" sanitize_tests
 stage "fuzz build and smoke run" fuzz_smoke

@@ -105,6 +105,7 @@ void shard_ctx::apply_image(std::shared_ptr<const cluster::metadata_image> img) 
     }
     image = std::move(img);
     image_advanced->notify();
+    if (groups) groups->image_applied();
 }
 
 broker::broker(broker_config cfg) : cfg_(std::move(cfg)) {}
@@ -147,6 +148,7 @@ result<void, std::string> broker::start() {
         fc.seed = static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()) + i;
         c->sessions = std::make_unique<fetch_session_cache>(fc);
         c->handler = std::make_unique<dispatcher>(*c);
+        c->groups = std::make_unique<group_coordinator>(*c);
         ctx_.push_back(std::move(c));
     }
     shards_->run();
@@ -357,6 +359,11 @@ void broker::wait() {
         cv_.wait(g, [&] { return stop_requested_; });
     }
     log_info("fjord stopping: no new connections; finishing in-flight requests");
+    // Group calls waiting for a rebalance are answered now (NOT_COORDINATOR),
+    // not when their rebalance timeout ends.
+    for (unsigned i = 0; i < shards_->count(); ++i) {
+        run_on(shards_->context(i), [&, i] { ctx_[i]->groups->shutdown(); });
+    }
     for (auto& srv : servers_) srv->stop();
     for (auto& srv : servers_) {
         for (int i = 0; i < 3000 && !srv->stopped(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));

@@ -29,6 +29,7 @@
 #include "cluster/controller.h"
 #include "kafka/config.h"
 #include "kafka/fetch_session.h"
+#include "kafka/group_coordinator.h"
 #include "kafka/partition.h"
 #include "net/blocking_pool.h"
 #include "net/server.h"
@@ -59,6 +60,7 @@ struct shard_ctx {
     std::unique_ptr<net::event> image_advanced;  // a newer image was applied here
     std::unique_ptr<fetch_session_cache> sessions;
     std::unique_ptr<dispatcher> handler;
+    std::unique_ptr<group_coordinator> groups;  // the groups of this shard's __consumer_offsets partitions
     bool stopping = false;
     // Background work on this shard (housekeeping, a cleaning, a checkpoint).
     int background = 0;

@@ -61,6 +61,16 @@ constexpr std::string_view broker_keys[] = {
     "max.incremental.fetch.session.cache.slots",
     "fetch.max.bytes",
     "fjord.http.listener",
+    "offsets.topic.num.partitions",
+    "offsets.topic.replication.factor",
+    "offsets.topic.segment.bytes",
+    "offsets.retention.minutes",
+    "offsets.retention.check.interval.ms",
+    "offset.metadata.max.bytes",
+    "group.min.session.timeout.ms",
+    "group.max.session.timeout.ms",
+    "group.initial.rebalance.delay.ms",
+    "group.max.size",
     "log.retention.hours",
     "log.retention.minutes",
     "log.retention.minutes",
@@ -359,7 +369,32 @@ result<broker_config, std::string> make_broker_config(const properties& props) {
     FJORD_BROKER_INT(max_incremental_fetch_session_cache_slots, int32_t, "max.incremental.fetch.session.cache.slots");
     FJORD_BROKER_INT(fetch_max_bytes, int64_t, "fetch.max.bytes");
     FJORD_BROKER_INT(smp, unsigned, "fjord.smp");
+    FJORD_BROKER_INT(offsets_topic_num_partitions, int32_t, "offsets.topic.num.partitions");
+    FJORD_BROKER_INT(offsets_topic_replication_factor, int16_t, "offsets.topic.replication.factor");
+    FJORD_BROKER_INT(offsets_topic_segment_bytes, int32_t, "offsets.topic.segment.bytes");
+    FJORD_BROKER_INT(offsets_retention_minutes, int64_t, "offsets.retention.minutes");
+    FJORD_BROKER_INT(offsets_retention_check_interval_ms, int64_t, "offsets.retention.check.interval.ms");
+    FJORD_BROKER_INT(offset_metadata_max_bytes, int32_t, "offset.metadata.max.bytes");
+    FJORD_BROKER_INT(group_min_session_timeout_ms, int32_t, "group.min.session.timeout.ms");
+    FJORD_BROKER_INT(group_max_session_timeout_ms, int32_t, "group.max.session.timeout.ms");
+    FJORD_BROKER_INT(group_initial_rebalance_delay_ms, int32_t, "group.initial.rebalance.delay.ms");
+    FJORD_BROKER_INT(group_max_size, int32_t, "group.max.size");
 #undef FJORD_BROKER_INT
+    if (c.offsets_topic_num_partitions < 1) return fail(std::string("offsets.topic.num.partitions must be at least 1"));
+    if (c.offsets_topic_replication_factor < 1) {
+        return fail(std::string("offsets.topic.replication.factor must be at least 1"));
+    }
+    if (c.offsets_topic_segment_bytes < 1) return fail(std::string("offsets.topic.segment.bytes must be at least 1"));
+    if (c.offsets_retention_minutes < 1 || c.offsets_retention_check_interval_ms < 1) {
+        return fail(std::string("offsets.retention.minutes and offsets.retention.check.interval.ms must be positive"));
+    }
+    if (c.offset_metadata_max_bytes < 0 || c.group_min_session_timeout_ms < 0 ||
+        c.group_max_session_timeout_ms < c.group_min_session_timeout_ms || c.group_initial_rebalance_delay_ms < 0 ||
+        c.group_max_size < 1) {
+        return fail(
+            std::string("group coordinator settings out of range (offset.metadata.max.bytes, "
+                        "group.*.session.timeout.ms, group.initial.rebalance.delay.ms, group.max.size)"));
+    }
     if (c.num_partitions < 1) return fail(std::string("num.partitions must be at least 1"));
     if (c.socket_request_max_bytes < 1) return fail(std::string("socket.request.max.bytes must be at least 1"));
     if (c.log_retention_check_interval_ms < 1) {

@@ -55,10 +55,20 @@ api_handler find_handler(int16_t api_key) {
         case 1: return handle_fetch;
         case 2: return handle_list_offsets;
         case 3: return handle_metadata;
+        case 8: return handle_offset_commit;
+        case 9: return handle_offset_fetch;
         case 10: return handle_find_coordinator;
+        case 11: return handle_join_group;
+        case 12: return handle_heartbeat;
+        case 13: return handle_leave_group;
+        case 14: return handle_sync_group;
+        case 15: return handle_describe_groups;
+        case 16: return handle_list_groups;
         case 18: return handle_api_versions;
         case 22: return handle_init_producer_id;
         case 23: return handle_offset_for_leader_epoch;
+        case 42: return handle_delete_groups;
+        case 47: return handle_offset_delete;
         case 60: return handle_describe_cluster;
         default: return nullptr;
     }

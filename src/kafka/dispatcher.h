@@ -32,6 +32,16 @@ net::awaitable<net::response> handle_offset_for_leader_epoch(shard_ctx&, request
                                                              net::request_order&);
 net::awaitable<net::response> handle_init_producer_id(shard_ctx&, request_context&, shared_bytes, net::request_order&);
 net::awaitable<net::response> handle_find_coordinator(shard_ctx&, request_context&, shared_bytes, net::request_order&);
+net::awaitable<net::response> handle_join_group(shard_ctx&, request_context&, shared_bytes, net::request_order&);
+net::awaitable<net::response> handle_sync_group(shard_ctx&, request_context&, shared_bytes, net::request_order&);
+net::awaitable<net::response> handle_heartbeat(shard_ctx&, request_context&, shared_bytes, net::request_order&);
+net::awaitable<net::response> handle_leave_group(shard_ctx&, request_context&, shared_bytes, net::request_order&);
+net::awaitable<net::response> handle_offset_commit(shard_ctx&, request_context&, shared_bytes, net::request_order&);
+net::awaitable<net::response> handle_offset_fetch(shard_ctx&, request_context&, shared_bytes, net::request_order&);
+net::awaitable<net::response> handle_offset_delete(shard_ctx&, request_context&, shared_bytes, net::request_order&);
+net::awaitable<net::response> handle_list_groups(shard_ctx&, request_context&, shared_bytes, net::request_order&);
+net::awaitable<net::response> handle_describe_groups(shard_ctx&, request_context&, shared_bytes, net::request_order&);
+net::awaitable<net::response> handle_delete_groups(shard_ctx&, request_context&, shared_bytes, net::request_order&);
 net::awaitable<net::response> handle_describe_cluster(shard_ctx&, request_context&, shared_bytes, net::request_order&);
 
 // The handler of an API key, or null when Fjord does not serve it (yet):

@@ -143,6 +143,8 @@ inline constexpr int32_t topic_operations_all =
 // CREATE 5, ALTER 7, DESCRIBE 8, CLUSTER_ACTION 9, DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11, IDEMPOTENT_WRITE 12.
 inline constexpr int32_t cluster_operations_all =
     acl_bit(5) | acl_bit(7) | acl_bit(8) | acl_bit(9) | acl_bit(10) | acl_bit(11) | acl_bit(12);
+// READ 3, DELETE 6, DESCRIBE 8.
+inline constexpr int32_t group_operations_all = acl_bit(3) | acl_bit(6) | acl_bit(8);
 inline constexpr int32_t operations_omitted = INT32_MIN;
 
 }  // namespace fjord::kafka

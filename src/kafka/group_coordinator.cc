@@ -1,0 +1,1384 @@
+#include "kafka/group_coordinator.h"
+
+#include <algorithm>
+#include <chrono>
+#include <random>
+
+#include "base/logger.h"
+#include "base/metrics.h"
+#include "kafka/broker.h"
+#include "kafka/errors.h"
+#include "kafka/group_records.h"
+#include "protocol/record_batch.h"
+#include "storage/async_read.h"
+
+namespace fjord::kafka {
+namespace gen = protocol::gen;
+namespace asio = net::asio;
+
+namespace {
+counter rebalances("fjord_group_rebalances_total", "Classic group generations completed (join phases)");
+counter offset_commits("fjord_group_offset_commits_total", "Partitions committed by OffsetCommit");
+counter groups_gauge("fjord_groups", "Groups held by the coordinators of this node", true);
+
+int64_t steady_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+}
+int64_t wall_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+enum class gstate : uint8_t { empty, preparing, completing, stable, dead };
+
+std::string_view state_name(gstate s) {
+    switch (s) {
+        case gstate::empty: return "Empty";
+        case gstate::preparing: return "PreparingRebalance";
+        case gstate::completing: return "CompletingRebalance";
+        case gstate::stable: return "Stable";
+        case gstate::dead: return "Dead";
+    }
+    return "Dead";
+}
+
+bool iequal(std::string_view a, std::string_view b) {
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+               return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+           });
+}
+
+struct join_wait {
+    explicit join_wait(const asio::any_io_executor& ex) : ev(ex) {}
+    net::event ev;
+    bool done = false;
+    int16_t version = 0;
+    gen::join_group_response resp;
+};
+
+struct sync_wait {
+    explicit sync_wait(const asio::any_io_executor& ex) : ev(ex) {}
+    net::event ev;
+    bool done = false;
+    int16_t error = 0;
+    shared_bytes assignment;
+};
+
+using protocol_list = std::vector<std::pair<std::string, shared_bytes>>;
+
+struct group_member {
+    std::string id;
+    std::optional<std::string> instance_id;
+    std::string client_id;
+    std::string client_host;
+    int32_t rebalance_timeout = 0;
+    int32_t session_timeout = 0;
+    std::string protocol_type;
+    protocol_list protocols;
+    shared_bytes assignment;
+    std::shared_ptr<join_wait> join;
+    std::shared_ptr<sync_wait> sync;
+    int64_t deadline = 0;  // steady ms: the session expires (unless joining or syncing)
+    uint64_t seq = 0;      // join order
+
+    const shared_bytes* metadata(const std::string& protocol) const {
+        for (const auto& [name, md] : protocols) {
+            if (name == protocol) return &md;
+        }
+        return nullptr;
+    }
+};
+
+bool same_protocols(const protocol_list& a, const protocol_list& b) {
+    if (a.size() != b.size()) return false;
+    for (size_t i = 0; i < a.size(); ++i) {
+        if (a[i].first != b[i].first || a[i].second.span().size() != b[i].second.span().size() ||
+            !std::equal(a[i].second.span().begin(), a[i].second.span().end(), b[i].second.span().begin())) {
+            return false;
+        }
+    }
+    return true;
+}
+}  // namespace
+
+struct committed_offset {
+    int64_t offset = 0;
+    int32_t leader_epoch = -1;
+    std::string metadata;
+    int64_t commit_ts = 0;
+    int64_t expire_ts = -1;
+};
+
+struct classic_group {
+    std::string id;
+    int32_t partition = 0;
+    gstate state = gstate::empty;
+    std::optional<std::string> protocol_type;
+    std::optional<std::string> protocol;
+    int32_t generation = 0;
+    std::optional<std::string> leader;
+    std::map<std::string, group_member> members;
+    std::map<std::string, std::string> statics;  // group.instance.id -> member id
+    std::map<std::string, int64_t> pending;      // member ids handed out (KIP-394) -> expiry
+    std::map<std::pair<std::string, int32_t>, committed_offset> offsets;
+    int64_t state_ts = -1;  // wall ms of the last state change
+    int64_t join_deadline = 0;
+    bool initial_delay = false;
+    bool joined_in_delay = false;
+    int64_t delay_remaining = 0;
+    bool has_metadata = false;  // a group record exists (loading)
+
+    bool all_joined() const {
+        if (!pending.empty()) return false;
+        for (const auto& [id, m] : members) {
+            if (!m.join) return false;
+        }
+        return true;
+    }
+    int32_t max_rebalance_timeout() const {
+        int32_t t = 0;
+        for (const auto& [id, m] : members) t = std::max(t, m.rebalance_timeout);
+        return t;
+    }
+    // Protocols every member supports, in the order of the first member's preference.
+    std::vector<std::string> candidates() const {
+        std::vector<std::string> out;
+        if (members.empty()) return out;
+        for (const auto& [name, md] : members.begin()->second.protocols) {
+            bool all = std::all_of(members.begin(), members.end(),
+                                   [&](const auto& kv) { return kv.second.metadata(name) != nullptr; });
+            if (all) out.push_back(name);
+        }
+        return out;
+    }
+    bool supports(const std::string& type, const protocol_list& protocols) const {
+        if (members.empty()) return !type.empty() && !protocols.empty();
+        if (!protocol_type || *protocol_type != type) return false;
+        auto c = candidates();
+        return std::any_of(protocols.begin(), protocols.end(),
+                           [&](const auto& p) { return std::find(c.begin(), c.end(), p.first) != c.end(); });
+    }
+    std::string select_protocol() const {
+        auto c = candidates();
+        std::map<std::string, int> votes;
+        for (const auto& [id, m] : members) {
+            for (const auto& [name, md] : m.protocols) {
+                if (std::find(c.begin(), c.end(), name) != c.end()) {
+                    ++votes[name];
+                    break;
+                }
+            }
+        }
+        std::string best;
+        int most = -1;
+        for (const auto& name : c) {
+            if (votes[name] > most) most = votes[name], best = name;
+        }
+        return best;
+    }
+    // Topics the members subscribe to (consumer protocol), for OffsetDelete
+    // and offset expiry.
+    std::set<std::string> subscribed_topics() const {
+        std::set<std::string> out;
+        if (protocol_type != "consumer" || !protocol) return out;
+        for (const auto& [id, m] : members) {
+            const shared_bytes* md = m.metadata(*protocol);
+            if (!md) continue;
+            protocol::reader r(*md);
+            r.i16();
+            int32_t n = r.array_length(false);
+            for (int32_t i = 0; i < n && r.ok(); ++i) {
+                int32_t len = r.string_length(false);
+                if (len < 0) break;
+                out.insert(r.str(static_cast<size_t>(len)));
+            }
+        }
+        return out;
+    }
+};
+
+// The coordinator's operations, with access to its state.
+struct group_ops {
+    static classic_group* find(group_coordinator& gc, const std::string& id) {
+        auto it = gc.groups_.find(id);
+        return it == gc.groups_.end() ? nullptr : it->second.get();
+    }
+
+    static int32_t partitions(const group_coordinator& gc) {
+        if (const auto* t = gc.sh_.image->find_topic(std::string(offsets_topic))) {
+            return static_cast<int32_t>(t->partitions.size());
+        }
+        return gc.sh_.owner.config().offsets_topic_num_partitions;
+    }
+
+    static classic_group& create(group_coordinator& gc, const std::string& id) {
+        auto g = std::make_unique<classic_group>();
+        g->id = id;
+        g->partition = group_partition(id, partitions(gc));
+        g->state_ts = wall_ms();
+        auto& ref = *g;
+        gc.groups_[id] = std::move(g);
+        groups_gauge.add(1);
+        return ref;
+    }
+
+    static void erase(group_coordinator& gc, const std::string& id) {
+        if (gc.groups_.erase(id)) groups_gauge.add(-1);
+    }
+
+    static std::string new_member_id(group_coordinator& gc, const std::string& prefix) {
+        static thread_local std::mt19937_64 rng{std::random_device{}()};
+        uint64_t a = rng(), b = rng();
+        a = (a & 0xffffffffffff0fffull) | 0x4000ull;
+        b = (b & 0x3fffffffffffffffull) | 0x8000000000000000ull;
+        ++gc.member_seq_;
+        return fmt::format("{}-{:08x}-{:04x}-{:04x}-{:04x}-{:012x}", prefix, a >> 32, (a >> 16) & 0xffff, a & 0xffff,
+                           b >> 48, b & 0xffffffffffffull);
+    }
+
+    // Wakes the timer loop if `deadline` is earlier than its next wake-up.
+    static void schedule(group_coordinator& gc, int64_t deadline) {
+        if (!gc.timer_) return;
+        auto at = asio::steady_timer::time_point(std::chrono::milliseconds(deadline));
+        if (at < gc.timer_->expiry()) gc.timer_->expires_at(at);
+    }
+
+    static void answer_join(group_member& m, int16_t error) {
+        if (!m.join) return;
+        auto w = std::move(m.join);
+        w->resp = gen::join_group_response{};
+        w->resp.member_id = m.id;
+        w->resp.error_code = error;
+        w->done = true;
+        w->ev.notify();
+    }
+
+    static void answer_sync(group_member& m, int16_t error, shared_bytes assignment = {}) {
+        if (!m.sync) return;
+        auto w = std::move(m.sync);
+        w->error = error;
+        w->assignment = std::move(assignment);
+        w->done = true;
+        w->ev.notify();
+    }
+
+    static gen::join_group_response current_join(const classic_group& g, const group_member& m, int16_t version,
+                                                 bool static_rejoin = false) {
+        gen::join_group_response r;
+        r.generation_id = g.generation;
+        r.protocol_type = g.protocol_type;
+        r.protocol_name = g.protocol;
+        r.leader = g.leader.value_or("");
+        r.member_id = m.id;
+        const bool leader = g.leader == m.id;
+        if (leader && (!static_rejoin || version >= 9)) {
+            for (const auto& [id, other] : g.members) {
+                gen::join_group_response::join_group_response_member jm;
+                jm.member_id = id;
+                jm.group_instance_id = other.instance_id;
+                if (const auto* md = other.metadata(g.protocol.value_or(""))) jm.metadata = *md;
+                r.members.push_back(std::move(jm));
+            }
+        }
+        if (static_rejoin && leader && version >= 9) r.skip_assignment = true;
+        return r;
+    }
+
+    static void transition(classic_group& g, gstate s) {
+        g.state = s;
+        g.state_ts = wall_ms();
+    }
+
+    static void prepare_rebalance(group_coordinator& gc, classic_group& g) {
+        if (g.state == gstate::completing) {
+            for (auto& [id, m] : g.members) {
+                m.assignment = {};
+                answer_sync(m, error::rebalance_in_progress);
+            }
+        }
+        const bool was_empty = g.state == gstate::empty;
+        transition(g, gstate::preparing);
+        const int64_t now = steady_ms();
+        const int32_t timeout = g.max_rebalance_timeout();
+        const int32_t delay = gc.sh_.owner.config().group_initial_rebalance_delay_ms;
+        if (was_empty && delay > 0) {
+            g.initial_delay = true;
+            g.joined_in_delay = false;
+            g.delay_remaining = std::max<int64_t>(static_cast<int64_t>(timeout) - delay, 0);
+            g.join_deadline = now + delay;
+        } else {
+            g.initial_delay = false;
+            g.join_deadline = now + timeout;
+        }
+        schedule(gc, g.join_deadline);
+    }
+
+    static void maybe_prepare_rebalance(group_coordinator& gc, classic_group& g) {
+        if (g.state == gstate::stable || g.state == gstate::completing || g.state == gstate::empty) {
+            prepare_rebalance(gc, g);
+        }
+    }
+
+    static void maybe_complete_join(group_coordinator& gc, classic_group& g) {
+        if (g.state == gstate::preparing && !g.initial_delay && g.all_joined()) complete_join(gc, g);
+    }
+
+    static void remove_member(classic_group& g, const std::string& id, int16_t error) {
+        auto it = g.members.find(id);
+        if (it == g.members.end()) return;
+        answer_join(it->second, error);
+        answer_sync(it->second, error);
+        if (it->second.instance_id) {
+            auto s = g.statics.find(*it->second.instance_id);
+            if (s != g.statics.end() && s->second == id) g.statics.erase(s);
+        }
+        g.members.erase(it);
+        if (g.leader == id) {
+            g.leader.reset();
+            for (const auto& [mid, m] : g.members) {
+                if (m.join) {
+                    g.leader = mid;
+                    break;
+                }
+            }
+            if (!g.leader && !g.members.empty()) g.leader = g.members.begin()->first;
+        }
+    }
+
+    static void remove_and_update(group_coordinator& gc, classic_group& g, const std::string& id) {
+        remove_member(g, id, error::unknown_member_id);
+        switch (g.state) {
+            case gstate::stable:
+            case gstate::completing: prepare_rebalance(gc, g); break;
+            case gstate::preparing: maybe_complete_join(gc, g); break;
+            default: break;
+        }
+    }
+
+    static void complete_join(group_coordinator& gc, classic_group& g) {
+        if (g.state != gstate::preparing) return;
+        g.initial_delay = false;
+        std::vector<std::string> gone;
+        for (const auto& [id, m] : g.members) {
+            if (!m.join && !m.instance_id) gone.push_back(id);
+        }
+        for (const auto& id : gone) remove_member(g, id, error::unknown_member_id);
+        ++g.generation;
+        rebalances.inc();
+        if (g.members.empty()) {
+            g.protocol.reset();
+            transition(g, gstate::empty);
+            spawn_store(gc, g.id);
+            return;
+        }
+        g.protocol = g.select_protocol();
+        transition(g, gstate::completing);
+        if (!g.leader || !g.members.count(*g.leader) || !g.members.at(*g.leader).join) {
+            for (const auto& [id, m] : g.members) {
+                if (m.join) {
+                    g.leader = id;
+                    break;
+                }
+            }
+        }
+        const int64_t now = steady_ms();
+        for (auto& [id, m] : g.members) {
+            if (!m.join) continue;
+            auto w = std::move(m.join);
+            w->resp = current_join(g, m, w->version);
+            w->done = true;
+            w->ev.notify();
+            m.deadline = now + m.session_timeout;
+            schedule(gc, m.deadline);
+        }
+    }
+
+    // The group's metadata record as it stands (assignments included).
+    static group_value snapshot(const classic_group& g) {
+        group_value v;
+        v.protocol_type = g.protocol_type.value_or("");
+        v.generation = g.generation;
+        v.protocol = g.protocol;
+        v.leader = g.leader;
+        v.current_state_timestamp = g.state_ts;
+        for (const auto& [id, m] : g.members) {
+            group_member_value mv;
+            mv.member_id = id;
+            mv.group_instance_id = m.instance_id;
+            mv.client_id = m.client_id;
+            mv.client_host = m.client_host;
+            mv.rebalance_timeout = m.rebalance_timeout;
+            mv.session_timeout = m.session_timeout;
+            if (const auto* md = m.metadata(g.protocol.value_or(""))) mv.subscription = *md;
+            mv.assignment = m.assignment;
+            v.members.push_back(std::move(mv));
+        }
+        return v;
+    }
+
+    using record = std::pair<std::vector<uint8_t>, std::optional<std::vector<uint8_t>>>;
+
+    struct write_wait {
+        explicit write_wait(const asio::any_io_executor& ex) : ev(ex) {}
+        net::event ev;
+        bool done = false;
+        int err = 0;
+    };
+
+    // Appends records to the group's partition and waits until they may be
+    // acknowledged (the partition's durability mode). Returns a Kafka error
+    // code as the coordinator reports write failures.
+    static net::awaitable<int16_t> write(group_coordinator& gc, int32_t part, std::vector<record> records) {
+        if (records.empty()) co_return error::none;
+        partition* p = gc.sh_.find(storage::topic_partition{std::string(offsets_topic), part});
+        if (!p || gc.stopped_) co_return error::not_coordinator;
+        if (p->offline() || p->durability().error() != 0) co_return error::coordinator_not_available;
+        const int64_t now = wall_ms();
+        protocol::batch_builder b;
+        for (const auto& [k, v] : records) {
+            protocol::nullable_bytes value;
+            if (v) value = std::span<const uint8_t>(*v);
+            b.add(now, std::span<const uint8_t>(k), value);
+        }
+        auto built = b.build();
+        if (!built) co_return error::unknown_server_error;
+        std::vector<uint8_t> bytes = std::move(built).value();
+        if (bytes.size() > static_cast<size_t>(p->config().max_message_bytes)) {
+            co_return error::invalid_commit_offset_size;
+        }
+        storage::append_options o;
+        o.now_ms = now;
+        o.leader_epoch = p->leader_epoch();
+        auto appended = p->log().append(std::span<uint8_t>(bytes), o);
+        if (!appended) {
+            log_warn("{}-{}: group coordinator append failed: {}", offsets_topic, part,
+                     storage::describe(appended.error()));
+            co_return error::coordinator_not_available;
+        }
+        auto w = std::make_shared<write_wait>(co_await asio::this_coro::executor);
+        p->durability().appended(appended->last_offset, static_cast<int64_t>(records.size()), now, [p, w](int err) {
+            w->err = err;
+            w->done = true;
+            w->ev.notify();
+            p->wake_waiters();
+        });
+        p->wake_waiters();
+        while (!w->done) co_await w->ev.wait();
+        co_return w->err == 0 ? error::none : error::coordinator_not_available;
+    }
+
+    static net::awaitable<void> store_detached(group_coordinator* gc, std::string id) {
+        auto* g = find(*gc, id);
+        if (!g) co_return;
+        std::vector<record> recs;
+        recs.emplace_back(encode_key(group_key{id}), encode_value(snapshot(*g)));
+        auto w = write(*gc, g->partition, std::move(recs));
+        int16_t e = co_await std::move(w);
+        if (e != error::none) log_warn("group {}: storing its metadata failed (error {})", id, e);
+    }
+
+    static void spawn_store(group_coordinator& gc, const std::string& id) {
+        asio::co_spawn(gc.sh_.owner.shards().context(gc.sh_.id), store_detached(&gc, id), asio::detached);
+    }
+
+    // Replaces a static member's id (a restart with the same
+    // group.instance.id): the old id is fenced.
+    static std::string replace_static(classic_group& g, const std::string& old_id, const std::string& new_id) {
+        auto node = g.members.extract(old_id);
+        auto& m = node.mapped();
+        answer_join(m, error::fenced_instance_id);
+        answer_sync(m, error::fenced_instance_id);
+        m.id = new_id;
+        node.key() = new_id;
+        g.members.insert(std::move(node));
+        g.statics[*g.members.at(new_id).instance_id] = new_id;
+        if (g.leader == old_id) g.leader = new_id;
+        return new_id;
+    }
+
+    static int16_t validate_member(const classic_group& g, const std::string& member_id,
+                                   const std::optional<std::string>& instance_id) {
+        if (instance_id) {
+            auto s = g.statics.find(*instance_id);
+            if (s != g.statics.end() && s->second != member_id) return error::fenced_instance_id;
+            if (s == g.statics.end() && !g.members.count(member_id)) return error::unknown_member_id;
+        }
+        if (!g.members.count(member_id)) return error::unknown_member_id;
+        return error::none;
+    }
+
+    static net::awaitable<void> tick_loop(group_coordinator* gc) {
+        while (!gc->stopped_) {
+            gc->timer_->expires_at(asio::steady_timer::time_point(std::chrono::milliseconds(next_deadline(*gc))));
+            auto [ec] = co_await gc->timer_->async_wait(asio::as_tuple(asio::use_awaitable));
+            (void)ec;
+            if (gc->stopped_) break;
+            expire(*gc);
+        }
+        gc->ticking_ = false;
+    }
+
+    static int64_t next_deadline(const group_coordinator& gc) {
+        int64_t next = gc.next_retention_check_;
+        for (const auto& [id, gp] : gc.groups_) {
+            const auto& g = *gp;
+            if (g.state == gstate::preparing) next = std::min(next, g.join_deadline);
+            for (const auto& [mid, at] : g.pending) next = std::min(next, at);
+            for (const auto& [mid, m] : g.members) {
+                if (!m.join && !m.sync) next = std::min(next, m.deadline);
+            }
+        }
+        return next;
+    }
+
+    static void expire(group_coordinator& gc) {
+        const int64_t now = steady_ms();
+        std::vector<std::string> ids;
+        for (const auto& [id, g] : gc.groups_) ids.push_back(id);
+        for (const auto& id : ids) {
+            auto* g = find(gc, id);
+            if (!g) continue;
+            for (auto it = g->pending.begin(); it != g->pending.end();) {
+                if (it->second <= now) {
+                    it = g->pending.erase(it);
+                } else {
+                    ++it;
+                }
+            }
+            std::vector<std::string> expired;
+            for (const auto& [mid, m] : g->members) {
+                if (!m.join && !m.sync && m.deadline <= now) expired.push_back(mid);
+            }
+            for (const auto& mid : expired) {
+                log_info("group {}: member {} session expired", id, mid);
+                remove_and_update(gc, *g, mid);
+            }
+            if (g->state == gstate::preparing && g->join_deadline <= now) {
+                if (g->initial_delay && g->joined_in_delay && g->delay_remaining > 0) {
+                    const int64_t step =
+                        std::min<int64_t>(gc.sh_.owner.config().group_initial_rebalance_delay_ms, g->delay_remaining);
+                    g->delay_remaining -= step;
+                    g->joined_in_delay = false;
+                    g->join_deadline = now + step;
+                } else {
+                    g->initial_delay = false;
+                    complete_join(gc, *g);
+                }
+            } else {
+                maybe_complete_join(gc, *g);
+            }
+        }
+        if (now >= gc.next_retention_check_) {
+            gc.next_retention_check_ = now + gc.sh_.owner.config().offsets_retention_check_interval_ms;
+            asio::co_spawn(gc.sh_.owner.shards().context(gc.sh_.id), expire_offsets(&gc), asio::detached);
+        }
+    }
+
+    // offsets.retention.minutes: an empty group's offsets expire that long
+    // after it emptied (or after their commit); a stable consumer group's
+    // offsets of topics nobody subscribes to, that long after their commit.
+    static net::awaitable<void> expire_offsets(group_coordinator* gc) {
+        const int64_t now = wall_ms();
+        const int64_t retention = gc->sh_.owner.config().offsets_retention_minutes * 60'000;
+        std::vector<std::string> ids;
+        for (const auto& [id, g] : gc->groups_) ids.push_back(id);
+        for (const auto& id : ids) {
+            auto* g = find(*gc, id);
+            if (!g || !gc->loaded_.count(g->partition)) continue;
+            const bool empty = g->state == gstate::empty;
+            if (!empty && !(g->state == gstate::stable && g->protocol_type == "consumer")) continue;
+            const auto subscribed = g->subscribed_topics();
+            std::vector<std::pair<std::string, int32_t>> gone;
+            for (const auto& [tp, c] : g->offsets) {
+                if (!empty && subscribed.count(tp.first)) continue;
+                const bool expired =
+                    c.expire_ts >= 0
+                        ? now >= c.expire_ts
+                        : now - (empty && g->state_ts > 0 ? std::max(g->state_ts, c.commit_ts) : c.commit_ts) >=
+                              retention;
+                if (expired) gone.push_back(tp);
+            }
+            const bool drop_group = empty && g->members.empty() && gone.size() == g->offsets.size() &&
+                                    (!g->offsets.empty() || now - g->state_ts >= retention);
+            if (gone.empty() && !drop_group) continue;
+            std::vector<record> recs;
+            for (const auto& tp : gone) {
+                recs.emplace_back(encode_key(offset_key{id, tp.first, tp.second}), std::nullopt);
+            }
+            if (drop_group) recs.emplace_back(encode_key(group_key{id}), std::nullopt);
+            const int32_t part = g->partition;
+            auto w = write(*gc, part, std::move(recs));
+            int16_t e = co_await std::move(w);
+            if (e != error::none) continue;
+            g = find(*gc, id);
+            if (!g) continue;
+            for (const auto& tp : gone) g->offsets.erase(tp);
+            log_info("group {}: {} committed offsets expired", id, gone.size());
+            if (drop_group && g->offsets.empty() && g->members.empty() && g->state == gstate::empty) {
+                transition(*g, gstate::dead);
+                erase(*gc, id);
+            }
+        }
+    }
+
+    struct load_wait {
+        explicit load_wait(const asio::any_io_executor& ex) : ev(ex) {}
+        net::event ev;
+        bool done = false;
+        result<storage::read_result, storage::errc> res = fail(storage::errc::io_error);
+    };
+
+    static void apply_record(group_coordinator& gc, int32_t part, const record_key& key,
+                             const std::optional<shared_bytes>& value, int64_t ts) {
+        if (const auto* ok = std::get_if<offset_key>(&key)) {
+            auto* g = find(gc, ok->group);
+            if (!value) {
+                if (g) g->offsets.erase({ok->topic, ok->partition});
+                return;
+            }
+            auto v = decode_offset_value(*value);
+            if (!v) {
+                log_warn("{}-{}: skipping an offset record of group {}: {}", offsets_topic, part, ok->group,
+                         describe(v.error()));
+                return;
+            }
+            if (!g) g = &create(gc, ok->group);
+            g->partition = part;
+            g->offsets[{ok->topic, ok->partition}] =
+                committed_offset{v->offset, v->leader_epoch, v->metadata, v->commit_timestamp, v->expire_timestamp};
+            return;
+        }
+        if (const auto* gk = std::get_if<group_key>(&key)) {
+            auto* g = find(gc, gk->group);
+            if (!value) {
+                if (g) erase(gc, gk->group);
+                return;
+            }
+            auto v = decode_group_value(*value);
+            if (!v) {
+                log_warn("{}-{}: skipping the metadata record of group {}: {}", offsets_topic, part, gk->group,
+                         describe(v.error()));
+                return;
+            }
+            if (!g) g = &create(gc, gk->group);
+            g->partition = part;
+            g->has_metadata = true;
+            g->protocol_type = v->protocol_type.empty() ? std::nullopt : std::optional<std::string>(v->protocol_type);
+            g->generation = v->generation;
+            g->protocol = v->protocol;
+            g->leader = v->leader;
+            g->state_ts = v->current_state_timestamp >= 0 ? v->current_state_timestamp : ts;
+            g->members.clear();
+            g->statics.clear();
+            for (auto& mv : v->members) {
+                group_member m;
+                m.id = mv.member_id;
+                m.instance_id = mv.group_instance_id;
+                m.client_id = mv.client_id;
+                m.client_host = mv.client_host;
+                m.rebalance_timeout = mv.rebalance_timeout;
+                m.session_timeout = mv.session_timeout;
+                m.protocol_type = v->protocol_type;
+                if (v->protocol) m.protocols.emplace_back(*v->protocol, mv.subscription);
+                m.assignment = mv.assignment;
+                if (m.instance_id) g->statics[*m.instance_id] = m.id;
+                g->members[m.id] = std::move(m);
+            }
+        }
+    }
+
+    static net::awaitable<void> load(group_coordinator* gc, int32_t part) {
+        const storage::topic_partition tp{std::string(offsets_topic), part};
+        auto ex = co_await asio::this_coro::executor;
+        auto& ctx = gc->sh_.owner.shards().context(gc->sh_.id);
+        partition* p = gc->sh_.find(tp);
+        if (!p) {
+            gc->loading_.erase(part);
+            co_return;
+        }
+        const int64_t started = steady_ms();
+        int64_t offset = p->log_start_offset();
+        const int64_t end = p->log_end_offset();
+        std::vector<uint8_t> scratch;
+        size_t records = 0;
+        while (offset < end && !gc->stopped_) {
+            p = gc->sh_.find(tp);
+            if (!p) break;
+            auto w = std::make_shared<load_wait>(ex);
+            storage::read_async(
+                p->log(), gc->sh_.owner.io(), [&ctx](std::function<void()> fn) { asio::post(ctx, std::move(fn)); },
+                offset, 1 << 20, end,
+                [w](result<storage::read_result, storage::errc> r) {
+                    w->res = std::move(r);
+                    w->done = true;
+                    w->ev.notify();
+                });
+            while (!w->done) co_await w->ev.wait();
+            if (!w->res) {
+                log_error("{}: loading groups failed at offset {}: {}; the partition's groups are not served",
+                          tp.topic + "-" + std::to_string(part), offset, storage::describe(w->res.error()));
+                co_return;  // stays loading: COORDINATOR_LOAD_IN_PROGRESS
+            }
+            auto& rr = *w->res;
+            for (auto& chunk : rr.chunks) {
+                protocol::batch_splitter split(chunk);
+                while (auto batch = split.next()) {
+                    if (batch->is_control() || batch->is_transactional()) continue;
+                    auto payload = batch->payload(scratch);
+                    if (!payload) continue;
+                    auto rd = batch->records(*payload);
+                    protocol::record_view rv;
+                    while (rd.next(rv)) {
+                        if (batch->offset_of(rv) < offset) continue;
+                        if (!rv.key) continue;
+                        auto key = decode_key(shared_bytes::copy_of(*rv.key));
+                        if (!key) continue;
+                        std::optional<shared_bytes> value;
+                        if (rv.value) value = shared_bytes::copy_of(*rv.value);
+                        apply_record(*gc, part, *key, value, batch->timestamp_of(rv));
+                        ++records;
+                    }
+                }
+            }
+            if (rr.next_offset <= offset) break;
+            offset = rr.next_offset;
+        }
+        // Loaded groups: with members they resume Stable (members that are
+        // gone time out); without, Empty.
+        const int64_t now = steady_ms();
+        size_t groups = 0;
+        std::vector<std::string> drop;
+        for (auto& [id, g] : gc->groups_) {
+            if (g->partition != part) continue;
+            if (!g->has_metadata && g->offsets.empty()) {
+                drop.push_back(id);
+                continue;
+            }
+            ++groups;
+            if (!g->members.empty()) {
+                g->state = gstate::stable;
+                for (auto& [mid, m] : g->members) m.deadline = now + m.session_timeout;
+            }
+        }
+        for (const auto& id : drop) erase(*gc, id);
+        gc->loading_.erase(part);
+        gc->loaded_.insert(part);
+        log_info("{}-{}: loaded {} groups from {} records in {} ms", offsets_topic, part, groups, records,
+                 steady_ms() - started);
+        schedule(*gc, now);
+    }
+};
+
+group_coordinator::group_coordinator(shard_ctx& sh) : sh_(sh) {
+    next_retention_check_ = steady_ms() + sh.owner.config().offsets_retention_check_interval_ms;
+}
+
+group_coordinator::~group_coordinator() {
+    groups_gauge.add(-static_cast<int64_t>(groups_.size()));
+}
+
+void group_coordinator::image_applied() {
+    if (stopped_) return;
+    if (!timer_) {
+        timer_ = std::make_unique<asio::steady_timer>(sh_.owner.shards().context(sh_.id));
+    }
+    if (!ticking_) {
+        ticking_ = true;
+        asio::co_spawn(sh_.owner.shards().context(sh_.id), group_ops::tick_loop(this), asio::detached);
+    }
+    std::set<int32_t> owned;
+    for (const auto& [tp, p] : sh_.partitions) {
+        if (tp.topic == offsets_topic) owned.insert(tp.partition);
+    }
+    // Partitions no longer here (the topic was deleted): their groups go.
+    for (auto it = loaded_.begin(); it != loaded_.end();) {
+        if (owned.count(*it)) {
+            ++it;
+            continue;
+        }
+        const int32_t part = *it;
+        std::vector<std::string> ids;
+        for (const auto& [id, g] : groups_) {
+            if (g->partition == part) ids.push_back(id);
+        }
+        for (const auto& id : ids) {
+            for (auto& [mid, m] : groups_.at(id)->members) {
+                group_ops::answer_join(m, error::not_coordinator);
+                group_ops::answer_sync(m, error::not_coordinator);
+            }
+            group_ops::erase(*this, id);
+        }
+        it = loaded_.erase(it);
+    }
+    for (int32_t part : owned) {
+        if (loaded_.count(part) || loading_.count(part)) continue;
+        loading_.insert(part);
+        asio::co_spawn(sh_.owner.shards().context(sh_.id), group_ops::load(this, part), asio::detached);
+    }
+}
+
+void group_coordinator::shutdown() {
+    stopped_ = true;
+    for (auto& [id, g] : groups_) {
+        for (auto& [mid, m] : g->members) {
+            group_ops::answer_join(m, error::not_coordinator);
+            group_ops::answer_sync(m, error::not_coordinator);
+        }
+    }
+    if (timer_) timer_->cancel();
+}
+
+int16_t group_coordinator::serves(const std::string& group_id) const {
+    if (stopped_) return error::not_coordinator;
+    const int32_t part = group_partition(group_id, group_ops::partitions(*this));
+    if (loaded_.count(part)) return error::none;
+    if (loading_.count(part)) return error::coordinator_load_in_progress;
+    return error::not_coordinator;
+}
+
+net::awaitable<gen::join_group_response> group_coordinator::join(gen::join_group_request req, group_call call) {
+    const int16_t version = call.version;
+    const std::string& client_id = call.client_id;
+    const std::string& client_host = call.client_host;
+    gen::join_group_response resp;
+    resp.member_id = req.member_id;
+    auto fail_with = [&](int16_t e) {
+        resp.error_code = e;
+        return resp;
+    };
+    if (req.group_id.empty()) co_return fail_with(error::invalid_group_id);
+    if (int16_t e = serves(req.group_id)) co_return fail_with(e);
+    const auto& cfg = sh_.owner.config();
+    if (req.session_timeout_ms < cfg.group_min_session_timeout_ms ||
+        req.session_timeout_ms > cfg.group_max_session_timeout_ms) {
+        co_return fail_with(error::invalid_session_timeout);
+    }
+    const int32_t rebalance_timeout = version == 0 ? req.session_timeout_ms : req.rebalance_timeout_ms;
+    const bool unknown = req.member_id.empty();
+    classic_group* g = group_ops::find(*this, req.group_id);
+    if (!g) {
+        if (!unknown) co_return fail_with(error::unknown_member_id);
+        g = &group_ops::create(*this, req.group_id);
+    }
+    if (g->state == gstate::dead) co_return fail_with(error::coordinator_not_available);
+    protocol_list protocols;
+    for (auto& p : req.protocols) protocols.emplace_back(std::move(p.name), std::move(p.metadata));
+
+    auto ex = co_await asio::this_coro::executor;
+    auto w = std::make_shared<join_wait>(ex);
+    w->version = version;
+    auto fill = [&](group_member& m) {
+        m.client_id = client_id;
+        m.client_host = client_host;
+        m.rebalance_timeout = rebalance_timeout;
+        m.session_timeout = req.session_timeout_ms;
+        m.protocol_type = req.protocol_type;
+        m.protocols = protocols;
+    };
+    auto add_and_rebalance = [&](const std::string& id) {
+        group_member m;
+        m.id = id;
+        m.instance_id = req.group_instance_id;
+        m.seq = ++member_seq_;
+        fill(m);
+        m.join = w;
+        if (g->members.empty()) g->protocol_type = req.protocol_type;
+        if (!g->leader) g->leader = id;
+        if (m.instance_id) g->statics[*m.instance_id] = id;
+        g->pending.erase(id);
+        g->members[id] = std::move(m);
+        if (g->state == gstate::preparing && g->initial_delay) g->joined_in_delay = true;
+        group_ops::maybe_prepare_rebalance(*this, *g);
+        group_ops::maybe_complete_join(*this, *g);
+    };
+
+    if (unknown) {
+        const size_t max = static_cast<size_t>(cfg.group_max_size);
+        if (g->members.size() + g->pending.size() >= max) co_return fail_with(error::group_max_size_reached);
+        if (!g->supports(req.protocol_type, protocols)) co_return fail_with(error::inconsistent_group_protocol);
+        const std::string new_id = group_ops::new_member_id(*this, req.group_instance_id.value_or(client_id));
+        if (req.group_instance_id && g->statics.count(*req.group_instance_id)) {
+            // A static member restarted: it takes over its old identity.
+            const std::string old_id = g->statics.at(*req.group_instance_id);
+            auto& m = g->members.at(old_id);
+            const protocol_list old_protocols = m.protocols;
+            group_ops::replace_static(*g, old_id, new_id);
+            auto& nm = g->members.at(new_id);
+            fill(nm);
+            switch (g->state) {
+                case gstate::stable: {
+                    const bool unchanged = g->protocol && same_protocols(old_protocols, nm.protocols);
+                    if (!unchanged) {
+                        nm.join = w;
+                        group_ops::prepare_rebalance(*this, *g);
+                        break;
+                    }
+                    // Nothing changed: no rebalance; the new id is stored first.
+                    std::vector<group_ops::record> recs;
+                    recs.emplace_back(encode_key(group_key{g->id}), encode_value(group_ops::snapshot(*g)));
+                    const std::string gid = g->id;
+                    auto wr = group_ops::write(*this, g->partition, std::move(recs));
+                    int16_t e = co_await std::move(wr);
+                    g = group_ops::find(*this, gid);
+                    if (!g || !g->members.count(new_id)) co_return fail_with(error::unknown_member_id);
+                    if (e != error::none) co_return fail_with(e);
+                    auto& m2 = g->members.at(new_id);
+                    m2.deadline = steady_ms() + m2.session_timeout;
+                    group_ops::schedule(*this, m2.deadline);
+                    co_return group_ops::current_join(*g, m2, version, true);
+                }
+                case gstate::completing:
+                    nm.join = w;
+                    group_ops::prepare_rebalance(*this, *g);
+                    break;
+                case gstate::preparing:
+                    nm.join = w;
+                    group_ops::maybe_complete_join(*this, *g);
+                    break;
+                default: nm.join = w; break;
+            }
+        } else if (!req.group_instance_id && version >= 4) {
+            // KIP-394: the member must come back with the id it is given.
+            g->pending[new_id] = steady_ms() + req.session_timeout_ms;
+            group_ops::schedule(*this, g->pending[new_id]);
+            resp.member_id = new_id;
+            co_return fail_with(error::member_id_required);
+        } else {
+            add_and_rebalance(new_id);
+        }
+    } else if (g->pending.count(req.member_id)) {
+        if (!g->supports(req.protocol_type, protocols)) co_return fail_with(error::inconsistent_group_protocol);
+        add_and_rebalance(req.member_id);
+    } else {
+        if (int16_t e = group_ops::validate_member(*g, req.member_id, req.group_instance_id)) co_return fail_with(e);
+        if (!g->supports(req.protocol_type, protocols)) co_return fail_with(error::inconsistent_group_protocol);
+        auto& m = g->members.at(req.member_id);
+        switch (g->state) {
+            case gstate::preparing:
+                group_ops::answer_join(m, error::rebalance_in_progress);
+                fill(m);
+                m.join = w;
+                group_ops::maybe_complete_join(*this, *g);
+                break;
+            case gstate::completing:
+                if (same_protocols(m.protocols, protocols)) co_return group_ops::current_join(*g, m, version);
+                fill(m);
+                m.join = w;
+                group_ops::prepare_rebalance(*this, *g);
+                break;
+            case gstate::stable:
+                if (g->leader == m.id || !same_protocols(m.protocols, protocols)) {
+                    fill(m);
+                    m.join = w;
+                    group_ops::prepare_rebalance(*this, *g);
+                } else {
+                    m.deadline = steady_ms() + m.session_timeout;
+                    co_return group_ops::current_join(*g, m, version);
+                }
+                break;
+            default: co_return fail_with(error::unknown_member_id);
+        }
+    }
+    while (!w->done) co_await w->ev.wait();
+    co_return std::move(w->resp);
+}
+
+net::awaitable<gen::sync_group_response> group_coordinator::sync(gen::sync_group_request req, group_call call) {
+    const int16_t version = call.version;
+    gen::sync_group_response resp;
+    auto fail_with = [&](int16_t e) {
+        resp.error_code = e;
+        return resp;
+    };
+    if (int16_t e = serves(req.group_id)) co_return fail_with(e);
+    classic_group* g = group_ops::find(*this, req.group_id);
+    if (!g) co_return fail_with(error::unknown_member_id);
+    if (g->state == gstate::dead) co_return fail_with(error::coordinator_not_available);
+    if (int16_t e = group_ops::validate_member(*g, req.member_id, req.group_instance_id)) co_return fail_with(e);
+    if (req.generation_id != g->generation) co_return fail_with(error::illegal_generation);
+    if (version >= 5 && ((req.protocol_type && req.protocol_type != g->protocol_type) ||
+                         (req.protocol_name && req.protocol_name != g->protocol))) {
+        co_return fail_with(error::inconsistent_group_protocol);
+    }
+    resp.protocol_type = g->protocol_type;
+    resp.protocol_name = g->protocol;
+    auto& m = g->members.at(req.member_id);
+    switch (g->state) {
+        case gstate::empty: co_return fail_with(error::unknown_member_id);
+        case gstate::preparing: co_return fail_with(error::rebalance_in_progress);
+        case gstate::stable:
+            m.deadline = steady_ms() + m.session_timeout;
+            group_ops::schedule(*this, m.deadline);
+            resp.assignment = m.assignment;
+            co_return resp;
+        default: break;
+    }
+    // CompletingRebalance: wait for the leader's assignment.
+    auto w = std::make_shared<sync_wait>(co_await asio::this_coro::executor);
+    group_ops::answer_sync(m, error::rebalance_in_progress);
+    m.sync = w;
+    if (g->leader == m.id) {
+        std::map<std::string, shared_bytes> assigned;
+        for (auto& a : req.assignments) assigned[a.member_id] = std::move(a.assignment);
+        const std::string gid = g->id;
+        const int32_t generation = g->generation;
+        auto v = group_ops::snapshot(*g);
+        for (auto& mv : v.members) {
+            auto it = assigned.find(mv.member_id);
+            mv.assignment = it == assigned.end() ? shared_bytes{} : it->second;
+        }
+        std::vector<group_ops::record> recs;
+        recs.emplace_back(encode_key(group_key{gid}), encode_value(v));
+        auto wr = group_ops::write(*this, g->partition, std::move(recs));
+        int16_t e = co_await std::move(wr);
+        g = group_ops::find(*this, gid);
+        if (g && g->generation == generation && g->state == gstate::completing) {
+            if (e != error::none) {
+                for (auto& [id, member] : g->members) {
+                    member.assignment = {};
+                    group_ops::answer_sync(member, e);
+                }
+                group_ops::prepare_rebalance(*this, *g);
+            } else {
+                const int64_t now = steady_ms();
+                for (auto& [id, member] : g->members) {
+                    auto it = assigned.find(id);
+                    member.assignment = it == assigned.end() ? shared_bytes{} : it->second;
+                    member.deadline = now + member.session_timeout;
+                    group_ops::answer_sync(member, error::none, member.assignment);
+                    group_ops::schedule(*this, member.deadline);
+                }
+                group_ops::transition(*g, gstate::stable);
+            }
+        }
+    }
+    while (!w->done) co_await w->ev.wait();
+    if (w->error != error::none) {
+        resp.protocol_type.reset();
+        resp.protocol_name.reset();
+        co_return fail_with(w->error);
+    }
+    resp.assignment = std::move(w->assignment);
+    co_return resp;
+}
+
+net::awaitable<gen::heartbeat_response> group_coordinator::heartbeat(gen::heartbeat_request req, group_call) {
+    gen::heartbeat_response resp;
+    resp.error_code = heartbeat_error(req);
+    co_return resp;
+}
+
+int16_t group_coordinator::heartbeat_error(const gen::heartbeat_request& req) {
+    if (int16_t e = serves(req.group_id)) return e;
+    classic_group* g = group_ops::find(*this, req.group_id);
+    if (!g) return error::unknown_member_id;
+    if (g->state == gstate::dead) return error::coordinator_not_available;
+    if (g->state == gstate::empty) return error::unknown_member_id;
+    if (int16_t e = group_ops::validate_member(*g, req.member_id, req.group_instance_id)) return e;
+    if (req.generation_id != g->generation) return error::illegal_generation;
+    auto& m = g->members.at(req.member_id);
+    m.deadline = steady_ms() + m.session_timeout;
+    group_ops::schedule(*this, m.deadline);
+    return g->state == gstate::preparing ? error::rebalance_in_progress : error::none;
+}
+
+net::awaitable<gen::leave_group_response> group_coordinator::leave(gen::leave_group_request req, group_call call) {
+    const int16_t version = call.version;
+    gen::leave_group_response resp;
+    if (version < 3) {
+        req.members.clear();
+        req.members.push_back(
+            {.member_id = req.member_id, .group_instance_id = {}, .reason = {}, .unknown_tagged_fields = {}});
+    }
+    if (int16_t e = serves(req.group_id)) {
+        resp.error_code = e;
+        co_return resp;
+    }
+    classic_group* g = group_ops::find(*this, req.group_id);
+    if (g && g->state == gstate::dead) {
+        resp.error_code = error::coordinator_not_available;
+        co_return resp;
+    }
+    for (const auto& mi : req.members) {
+        gen::leave_group_response::member_response mr;
+        mr.member_id = mi.member_id;
+        mr.group_instance_id = mi.group_instance_id;
+        int16_t e = error::none;
+        if (!g) {
+            e = error::unknown_member_id;
+        } else if (mi.group_instance_id) {
+            auto s = g->statics.find(*mi.group_instance_id);
+            if (s == g->statics.end()) {
+                e = error::unknown_member_id;
+            } else if (!mi.member_id.empty() && mi.member_id != s->second) {
+                e = error::fenced_instance_id;
+            } else {
+                group_ops::remove_and_update(*this, *g, s->second);
+            }
+        } else if (g->pending.count(mi.member_id)) {
+            g->pending.erase(mi.member_id);
+            group_ops::maybe_complete_join(*this, *g);
+        } else if (!g->members.count(mi.member_id)) {
+            e = error::unknown_member_id;
+        } else {
+            group_ops::remove_and_update(*this, *g, mi.member_id);
+        }
+        mr.error_code = e;
+        resp.members.push_back(std::move(mr));
+    }
+    if (version < 3) {
+        resp.error_code = resp.members.front().error_code;
+        resp.members.clear();
+    }
+    co_return resp;
+}
+
+net::awaitable<int16_t> group_coordinator::commit(std::string group_id, int32_t generation, std::string member_id,
+                                                  std::optional<std::string> instance_id, int64_t retention_ms,
+                                                  int16_t version, std::vector<commit_item>* items) {
+    auto fail_all = [&](int16_t e) {
+        for (auto& it : *items) {
+            if (it.error == error::none) it.error = e;
+        }
+        return e;
+    };
+    if (group_id.empty()) co_return fail_all(error::invalid_group_id);
+    if (int16_t e = serves(group_id)) co_return fail_all(e);
+    classic_group* g = group_ops::find(*this, group_id);
+    if (!g) {
+        if (generation >= 0) co_return fail_all(version >= 9 ? error::group_id_not_found : error::illegal_generation);
+        g = &group_ops::create(*this, group_id);
+    }
+    if (g->state == gstate::dead) co_return fail_all(error::coordinator_not_available);
+    if (!(generation < 0 && g->state == gstate::empty)) {
+        if (generation >= 0 || !member_id.empty() || instance_id) {
+            if (int16_t e = group_ops::validate_member(*g, member_id, instance_id)) co_return fail_all(e);
+            if (generation != g->generation) co_return fail_all(error::illegal_generation);
+        } else if (g->state != gstate::empty) {
+            co_return fail_all(error::unknown_member_id);
+        }
+        if (g->state == gstate::completing) co_return fail_all(error::rebalance_in_progress);
+        auto& m = g->members.at(member_id);
+        m.deadline = steady_ms() + m.session_timeout;
+    }
+    const int64_t now = wall_ms();
+    const int32_t max_metadata = sh_.owner.config().offset_metadata_max_bytes;
+    std::vector<group_ops::record> recs;
+    for (auto& it : *items) {
+        if (it.error != error::none) continue;
+        if (it.metadata && it.metadata->size() > static_cast<size_t>(max_metadata)) {
+            it.error = error::offset_metadata_too_large;
+            continue;
+        }
+        offset_value v;
+        v.offset = it.offset;
+        v.leader_epoch = it.leader_epoch;
+        v.metadata = it.metadata.value_or("");
+        v.commit_timestamp = now;
+        if (retention_ms >= 0) v.expire_timestamp = now + retention_ms;
+        std::vector<uint8_t> value;
+        if (v.expire_timestamp >= 0) {
+            // Version 1, the one that carries an expiry (as Kafka writes it).
+            protocol::writer w;
+            w.i16(1);
+            w.i64(v.offset);
+            w.string_length(static_cast<int32_t>(v.metadata.size()), false);
+            w.raw(v.metadata);
+            w.i64(v.commit_timestamp);
+            w.i64(v.expire_timestamp);
+            value = w.take();
+        } else {
+            value = encode_value(v);
+        }
+        recs.emplace_back(encode_key(offset_key{group_id, it.topic, it.partition}), std::move(value));
+    }
+    const int32_t part = g->partition;
+    auto wr = group_ops::write(*this, part, std::move(recs));
+    int16_t e = co_await std::move(wr);
+    if (e != error::none) co_return fail_all(e);
+    g = group_ops::find(*this, group_id);
+    for (auto& it : *items) {
+        if (it.error != error::none) continue;
+        offset_commits.inc();
+        if (g) {
+            g->offsets[{it.topic, it.partition}] = committed_offset{
+                it.offset, it.leader_epoch, it.metadata.value_or(""), now, retention_ms >= 0 ? now + retention_ms : -1};
+        }
+    }
+    co_return error::none;
+}
+
+fetched_offsets group_coordinator::fetch(
+    const std::string& group_id,
+    const std::optional<std::vector<std::pair<std::string, std::vector<int32_t>>>>& topics) {
+    fetched_offsets out;
+    if (int16_t e = serves(group_id)) {
+        out.error = e;
+        return out;
+    }
+    const classic_group* g = group_ops::find(*this, group_id);
+    if (!topics) {
+        if (!g) return out;
+        for (const auto& [tp, c] : g->offsets) {
+            if (out.topics.empty() || out.topics.back().first != tp.first) out.topics.push_back({tp.first, {}});
+            out.topics.back().second.push_back({tp.second, c.offset, c.leader_epoch, c.metadata, error::none});
+        }
+        return out;
+    }
+    for (const auto& [name, parts] : *topics) {
+        std::vector<fetched_offsets::partition> ps;
+        for (int32_t p : parts) {
+            fetched_offsets::partition fp;
+            fp.index = p;
+            if (g) {
+                auto it = g->offsets.find({name, p});
+                if (it != g->offsets.end()) {
+                    fp.offset = it->second.offset;
+                    fp.leader_epoch = it->second.leader_epoch;
+                    fp.metadata = it->second.metadata;
+                }
+            }
+            ps.push_back(std::move(fp));
+        }
+        out.topics.emplace_back(name, std::move(ps));
+    }
+    return out;
+}
+
+std::vector<gen::list_groups_response::listed_group> group_coordinator::list(const std::vector<std::string>& states,
+                                                                             const std::vector<std::string>& types,
+                                                                             int16_t* error) {
+    std::vector<gen::list_groups_response::listed_group> out;
+    if (stopped_) {
+        *error = error::coordinator_not_available;
+        return out;
+    }
+    if (!loading_.empty()) *error = error::coordinator_load_in_progress;
+    if (!types.empty() &&
+        std::none_of(types.begin(), types.end(), [](const std::string& t) { return iequal(t, "classic"); })) {
+        return out;
+    }
+    for (const auto& [id, g] : groups_) {
+        if (!loaded_.count(g->partition) || g->state == gstate::dead) continue;
+        const auto name = state_name(g->state);
+        if (!states.empty() &&
+            std::none_of(states.begin(), states.end(), [&](const std::string& s) { return iequal(s, name); })) {
+            continue;
+        }
+        gen::list_groups_response::listed_group lg;
+        lg.group_id = id;
+        lg.protocol_type = g->protocol_type.value_or("");
+        lg.group_state = std::string(name);
+        lg.group_type = "classic";
+        out.push_back(std::move(lg));
+    }
+    return out;
+}
+
+gen::describe_groups_response::described_group group_coordinator::describe(const std::string& group_id,
+                                                                           int16_t version) {
+    gen::describe_groups_response::described_group d;
+    d.group_id = group_id;
+    if (int16_t e = serves(group_id)) {
+        d.error_code = e;
+        return d;
+    }
+    const classic_group* g = group_ops::find(*this, group_id);
+    if (!g || g->state == gstate::dead) {
+        d.group_state = "Dead";
+        if (version >= 6) {
+            d.error_code = error::group_id_not_found;
+            d.error_message = fmt::format("Group {} not found.", group_id);
+        }
+        return d;
+    }
+    d.group_state = std::string(state_name(g->state));
+    d.protocol_type = g->protocol_type.value_or("");
+    const bool stable = g->state == gstate::stable;
+    if (stable) d.protocol_data = g->protocol.value_or("");
+    for (const auto& [id, m] : g->members) {
+        gen::describe_groups_response::described_group_member dm;
+        dm.member_id = id;
+        dm.group_instance_id = m.instance_id;
+        dm.client_id = m.client_id;
+        dm.client_host = m.client_host;
+        if (stable) {
+            if (const auto* md = m.metadata(g->protocol.value_or(""))) dm.member_metadata = *md;
+            dm.member_assignment = m.assignment;
+        }
+        d.members.push_back(std::move(dm));
+    }
+    return d;
+}
+
+net::awaitable<int16_t> group_coordinator::delete_group(std::string group_id) {
+    if (int16_t e = serves(group_id)) co_return e;
+    classic_group* g = group_ops::find(*this, group_id);
+    if (!g || g->state == gstate::dead) co_return error::group_id_not_found;
+    if (g->state != gstate::empty) co_return error::non_empty_group;
+    std::vector<group_ops::record> recs;
+    for (const auto& [tp, c] : g->offsets) {
+        recs.emplace_back(encode_key(offset_key{group_id, tp.first, tp.second}), std::nullopt);
+    }
+    recs.emplace_back(encode_key(group_key{group_id}), std::nullopt);
+    const int32_t part = g->partition;
+    auto wr = group_ops::write(*this, part, std::move(recs));
+    int16_t e = co_await std::move(wr);
+    if (e != error::none) co_return e;
+    g = group_ops::find(*this, group_id);
+    if (g && g->state == gstate::empty) group_ops::erase(*this, group_id);
+    co_return error::none;
+}
+
+net::awaitable<gen::offset_delete_response> group_coordinator::delete_offsets(gen::offset_delete_request req,
+                                                                              group_call) {
+    gen::offset_delete_response resp;
+    if (int16_t e = serves(req.group_id)) {
+        resp.error_code = e;
+        co_return resp;
+    }
+    classic_group* g = group_ops::find(*this, req.group_id);
+    if (!g || g->state == gstate::dead) {
+        resp.error_code = error::group_id_not_found;
+        co_return resp;
+    }
+    if (g->state != gstate::empty && g->protocol_type != "consumer") {
+        resp.error_code = error::non_empty_group;
+        co_return resp;
+    }
+    const auto subscribed = g->state == gstate::empty ? std::set<std::string>{} : g->subscribed_topics();
+    std::vector<group_ops::record> recs;
+    std::vector<std::pair<std::string, int32_t>> gone;
+    for (const auto& t : req.topics) {
+        gen::offset_delete_response::offset_delete_response_topic rt;
+        rt.name = t.name;
+        for (const auto& p : t.partitions) {
+            gen::offset_delete_response::offset_delete_response_partition rp;
+            rp.partition_index = p.partition_index;
+            if (subscribed.count(t.name)) {
+                rp.error_code = error::group_subscribed_to_topic;
+            } else if (g->offsets.count({t.name, p.partition_index})) {
+                recs.emplace_back(encode_key(offset_key{req.group_id, t.name, p.partition_index}), std::nullopt);
+                gone.emplace_back(t.name, p.partition_index);
+            }
+            rt.partitions.push_back(rp);
+        }
+        resp.topics.push_back(std::move(rt));
+    }
+    const int32_t part = g->partition;
+    auto wr = group_ops::write(*this, part, std::move(recs));
+    int16_t e = co_await std::move(wr);
+    if (e != error::none) {
+        resp.topics.clear();
+        resp.error_code = e;
+        co_return resp;
+    }
+    g = group_ops::find(*this, req.group_id);
+    if (g) {
+        for (const auto& tp : gone) g->offsets.erase(tp);
+    }
+    co_return resp;
+}
+
+}  // namespace fjord::kafka
