@@ -73,10 +73,11 @@ class Fjord:
         self.dir = os.path.join(work, "fjord")
         self.proc = None
         self.port = free_port()
+        self.smp = 2
 
     def start(self):
         os.makedirs(self.dir, exist_ok=True)
-        args = [self.binary, "start", "--smp", "2", "--log-dirs", os.path.join(self.dir, "data"),
+        args = [self.binary, "start", "--smp", str(self.smp), "--log-dirs", os.path.join(self.dir, "data"),
                 "--override", f"listeners=PLAINTEXT://127.0.0.1:{self.port}"]
         for k, v in BROKER_CONFIG.items():
             args += ["--override", f"{k}={v}"]
