@@ -5,15 +5,16 @@
 // group's part on the shard whose coordinator owns the group
 // (group_coordinator.h).
 #include "base/logger.h"
+#include "coordinator/group_records.h"
 #include "kafka/broker.h"
 #include "kafka/dispatcher.h"
 #include "kafka/errors.h"
 #include "kafka/group_coordinator.h"
-#include "kafka/group_records.h"
 #include "protocol/gen/find_coordinator.h"
 
 namespace fjord::kafka {
 namespace gen = protocol::gen;
+using coordinator::group_partition;
 
 namespace {
 unsigned coordinator_shard(const shard_ctx& sh, const std::string& group) {

@@ -6,15 +6,27 @@
 
 #include "base/logger.h"
 #include "base/metrics.h"
+#include "coordinator/group_records.h"
 #include "kafka/broker.h"
 #include "kafka/errors.h"
-#include "kafka/group_records.h"
 #include "protocol/record_batch.h"
 #include "storage/async_read.h"
 
 namespace fjord::kafka {
 namespace gen = protocol::gen;
 namespace asio = net::asio;
+using coordinator::decode_group_value;
+using coordinator::decode_key;
+using coordinator::decode_offset_value;
+using coordinator::encode_key;
+using coordinator::encode_value;
+using coordinator::group_key;
+using coordinator::group_member_value;
+using coordinator::group_partition;
+using coordinator::group_value;
+using coordinator::offset_key;
+using coordinator::offset_value;
+using coordinator::record_key;
 
 namespace {
 counter rebalances("fjord_group_rebalances_total", "Classic group generations completed (join phases)");

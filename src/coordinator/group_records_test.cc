@@ -1,10 +1,10 @@
-#include "kafka/group_records.h"
+#include "coordinator/group_records.h"
 
 #include <gtest/gtest.h>
 
 #include "protocol/wire.h"
 
-namespace fjord::kafka {
+namespace fjord::coordinator {
 namespace {
 
 shared_bytes bytes_of(std::vector<uint8_t> v) {
@@ -126,4 +126,4 @@ TEST(group_records, partition_matches_java_hash_code) {
 }
 
 }  // namespace
-}  // namespace fjord::kafka
+}  // namespace fjord::coordinator

@@ -25,7 +25,7 @@
 #include "base/bytes.h"
 #include "base/result.h"
 
-namespace fjord::kafka {
+namespace fjord::coordinator {
 
 struct offset_key {
     std::string group;
@@ -95,4 +95,4 @@ result<group_value, group_record_errc> decode_group_value(shared_bytes value);
 // the way Kafka's Utils.abs does, modulo the partition count.
 int32_t group_partition(std::string_view group_id, int32_t partitions);
 
-}  // namespace fjord::kafka
+}  // namespace fjord::coordinator

@@ -1,8 +1,8 @@
-#include "kafka/group_records.h"
+#include "coordinator/group_records.h"
 
 #include "protocol/wire.h"
 
-namespace fjord::kafka {
+namespace fjord::coordinator {
 namespace {
 using protocol::reader;
 using protocol::writer;
@@ -242,4 +242,4 @@ int32_t group_partition(std::string_view group_id, int32_t partitions) {
     return abs % partitions;
 }
 
-}  // namespace fjord::kafka
+}  // namespace fjord::coordinator
