@@ -490,6 +490,29 @@ def workload(broker, topic, group):
     c.close()
 
 
+def java_partition(group, partitions=50):
+    """Kafka's choice of __consumer_offsets partition (String.hashCode, ASCII ids)."""
+    h = 0
+    for ch in group:
+        h = (31 * h + ord(ch)) & 0xFFFFFFFF
+    h = h - (1 << 32) if h >= 1 << 31 else h
+    return (0 if h == -(1 << 31) else abs(h)) % partitions
+
+
+def dump_offsets(fjord, group):
+    """Kafka's DumpLogSegments --offsets-decoder over the partition Kafka
+    would pick for `group` in Fjord's log dir: each partition's commits."""
+    part_dir = os.path.join(fjord.dir, "data", f"__consumer_offsets-{java_partition(group)}")
+    seg = os.path.join(part_dir, "00000000000000000000.log")
+    rc, out = tool("org.apache.kafka.tools.DumpLogSegments", "--offsets-decoder", "--files", seg)
+    found = {}
+    for m in re.finditer(r'"group":"([^"]+)","topic":"[^"]+","partition":(\d+)\}\} payload: '
+                         r'\{"version":"\d+","data":\{"offset":(\d+)', out):
+        if m.group(1) == group:
+            found.setdefault(int(m.group(2)), []).append(int(m.group(3)))
+    return rc, found, out
+
+
 def part_tools(fjord, kafka):
     ok = True
     tag = str(int(time.time()))
@@ -518,6 +541,16 @@ def part_tools(fjord, kafka):
             log(f"  {b.name}: --reset-offsets --to-earliest did not reset ({rc}):\n{out}\n{out2}")
             ok = False
     log("tools: --reset-offsets --to-earliest reset every partition to 0 on both")
+    # Fjord's __consumer_offsets is Kafka's layout, in the partition Kafka picks.
+    rc, found, out = dump_offsets(fjord, group)
+    # The workload's commits, then the reset's zeros.
+    want = {p: ([p % 11] if p != 5 else []) + [0] for p in range(PARTITIONS)}
+    if rc != 0 or found != want:
+        log(f"  DumpLogSegments --offsets-decoder on Fjord's __consumer_offsets: {found}, want {want}:\n{out[-2000:]}")
+        ok = False
+    else:
+        log(f"tools: Kafka's DumpLogSegments --offsets-decoder reads Fjord's commits of {group} in "
+            f"__consumer_offsets-{java_partition(group)}")
     # The Java consumer (classic protocol) reads the topic with a group.
     for b in (kafka, fjord):
         cg = group + "-java"
