@@ -1,6 +1,6 @@
 // group_records: the records of `__consumer_offsets`, in Kafka's own layout
-// (so Kafka's DumpLogSegments --offsets-decoder reads Fjord's segments and a
-// log written by Kafka loads here).
+// (Kafka's DumpLogSegments --offsets-decoder reads Fjord's segments:
+// tests/groups/check.py).
 //
 // Every record key starts with an int16 type: 0 and 1 an offset commit
 // (group, topic, partition), 2 a classic group's metadata (group). The value
