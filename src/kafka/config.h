@@ -51,6 +51,9 @@ struct broker_config {
     int32_t max_incremental_fetch_session_cache_slots = 1000;  // max.incremental.fetch.session.cache.slots
     int64_t fetch_max_bytes = 57671680;                        // fetch.max.bytes
     std::string http_listener;                                 // fjord.http.listener (host:port, "" off)
+    // Every key=value the broker was started with (file, environment,
+    // overrides): DescribeConfigs' STATIC_BROKER_CONFIG values.
+    properties static_props;
     // Topic defaults: the topic-level configs when a topic sets none.
     properties topic_defaults;
     std::vector<std::string> warnings;  // unknown keys and the like, logged at start
