@@ -86,7 +86,7 @@ stage "reference broker" tests/kafka_ref/selftest.sh
 stage "bad input vs Kafka" python3 tests/bad_input/check.py
 # kafkajs reads only through consumer groups: it joins this list with the
 # group coordinator.
-stage "real clients" tests/integration/run.sh kcat confluent-debian confluent-pypi kafka-python java franz-go
+stage "real clients" tests/integration/run.sh kcat confluent-debian confluent-pypi kafka-python java franz-go kafka-tools
 stage "thread sanitizer (cross-shard)" tsan_check
 stage "sanitizer build and tests" sanitize_tests
 stage "fuzz build and smoke run" fuzz_smoke

@@ -264,8 +264,12 @@ net::awaitable<net::response> handle_describe_configs(shard_ctx& sh, request_con
             r.name = c.name;
             r.value = c.value;
             r.read_only = c.read_only;
-            r.is_default = c.source == config_source::default_config;
-            r.config_source = static_cast<int8_t>(c.source);
+            // Each field only where the version has it (is_default: v0; source: v1+).
+            if (v == 0) {
+                r.is_default = c.source == config_source::default_config;
+            } else {
+                r.config_source = static_cast<int8_t>(c.source);
+            }
             r.is_sensitive = c.sensitive;
             if (req->include_synonyms && v >= 1) {
                 for (auto& s : c.synonyms) {
@@ -275,12 +279,14 @@ net::awaitable<net::response> handle_describe_configs(shard_ctx& sh, request_con
                                           .unknown_tagged_fields = {}});
                 }
             }
-            r.config_type = static_cast<int8_t>(c.type);
-            if (v >= 3 && req->include_documentation) {
-                r.documentation =
-                    res.resource_type == resource_broker_logger ? std::string() : config_documentation(c.name, topic);
-            } else {
-                r.documentation = std::nullopt;
+            if (v >= 3) {
+                r.config_type = static_cast<int8_t>(c.type);
+                if (req->include_documentation) {
+                    r.documentation = res.resource_type == resource_broker_logger ? std::string()
+                                                                                  : config_documentation(c.name, topic);
+                } else {
+                    r.documentation = std::nullopt;
+                }
             }
             out.configs.push_back(std::move(r));
         }
