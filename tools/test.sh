@@ -94,7 +94,7 @@ stage "unit and golden tests" unit_tests
 stage "differential vs Kafka" differential
 stage "reference broker" tests/kafka_ref/selftest.sh
 stage "bad input vs Kafka" python3 tests/bad_input/check.py
-stage "real clients" tests/integration/run.sh kcat confluent-debian confluent-pypi kafka-python java franz-go kafkajs
+stage "real clients" tests/integration/run.sh kcat confluent-debian confluent-pypi kafka-python java franz-go kafkajs kafka-tools
 stage "consumer groups" consumer_groups
 stage "thread sanitizer (cross-shard)" tsan_check
 stage "sanitizer build and tests" sanitize_tests

@@ -14,7 +14,7 @@ namespace fjord::cluster {
 namespace {
 
 // Kafka 4.x topic configs (TopicConfig / LogConfig), plus Fjord's own.
-constexpr std::array<std::string_view, 35> known_topic_configs = {
+constexpr std::array<std::string_view, 39> known_topic_configs = {
     "cleanup.policy",
     "compression.gzip.level",
     "compression.lz4.level",
@@ -48,6 +48,10 @@ constexpr std::array<std::string_view, 35> known_topic_configs = {
     "segment.jitter.ms",
     "segment.ms",
     "unclean.leader.election.enable",
+    "errors.deadletterqueue.group.enable",  // new in Kafka 4.x
+    "max.decompressed.message.bytes",
+    "remote.copy.lag.bytes",
+    "remote.copy.lag.ms",
     "message.downconversion.enable",  // removed in Kafka 4.0; older tools still send it
     "fjord.write.caching",
 };
@@ -343,6 +347,50 @@ void controller::allocate_producer_ids(int64_t count, ids_done done) {
                             } else {
                                 done(first);
                             }
+                        }};
+    });
+}
+
+void controller::alter_configs(config_resource_type type, std::string name, std::vector<config_change> changes,
+                               bool replace, done_fn done, bool validate_only) {
+    submit([this, type, name = std::move(name), changes = std::move(changes), replace, done = std::move(done),
+            validate_only]() -> prepared {
+        const image_ptr img = image();
+        const config_map* current = nullptr;
+        std::optional<errc> error;
+        if (type == config_resource_type::topic) {
+            const topic_info* t = img->find_topic(name);
+            if (!t) {
+                error = errc::unknown_topic;
+            } else {
+                current = &t->configs;
+            }
+        } else {
+            current = img->broker_configs(name);
+        }
+        std::vector<metadata_record> records;
+        if (!error && !validate_only) {
+            if (replace && current) {
+                for (const auto& [key, value] : *current) {
+                    const bool kept = std::any_of(changes.begin(), changes.end(),
+                                                  [&](const config_change& c) { return c.key == key && c.value; });
+                    if (!kept) records.push_back(config_record{type, name, key, std::nullopt});
+                }
+            }
+            for (const auto& c : changes) {
+                const std::string* now = nullptr;
+                if (current) {
+                    auto it = current->find(c.key);
+                    if (it != current->end()) now = &it->second;
+                }
+                const bool unchanged = c.value ? (now && *now == *c.value) : now == nullptr;
+                if (unchanged) continue;
+                records.push_back(config_record{type, name, c.key, c.value});
+            }
+        }
+        return prepared{std::move(records), [error, done](result<void, errc> r, image_ptr img) {
+                            if (error) r = fail(*error);
+                            done(r, std::move(img));
                         }};
     });
 }

@@ -111,6 +111,14 @@ public:
     void alter_topic_configs(std::string name, std::vector<config_change> changes, done_fn done,
                              bool validate_only = false);
 
+    // AlterConfigs / IncrementalAlterConfigs of a topic or a broker ("" is
+    // the cluster-wide broker default). With `replace`, every key of the
+    // resource not in `changes` is deleted (AlterConfigs' whole-set
+    // semantics). Keys are not checked here (the handler knows the catalog);
+    // a topic must exist.
+    void alter_configs(config_resource_type type, std::string name, std::vector<config_change> changes, bool replace,
+                       done_fn done, bool validate_only = false);
+
     // Hands out `count` producer ids: the first of them, durably taken.
     using ids_done = std::function<void(result<int64_t, errc>)>;
     void allocate_producer_ids(int64_t count, ids_done done);

@@ -12,6 +12,7 @@
 #include "base/logger.h"
 #include "base/metrics.h"
 #include "cluster/local_metadata_log.h"
+#include "kafka/config_catalog.h"
 #include "kafka/dispatcher.h"
 #include "net/blocking_pool.h"
 
@@ -55,10 +56,74 @@ unsigned owner_shard(std::string_view topic, int32_t partition, unsigned shards)
 shard_ctx::shard_ctx(broker& b, unsigned i) : owner(b), id(i) {}
 shard_ctx::~shard_ctx() = default;
 
+// A partition whose topic was deleted: once its in-flight fsyncs are done
+// the replica and its log go, then its (renamed) directory is removed on
+// the blocking pool.
+static net::awaitable<void> retire_partition(shard_ctx* sh, std::unique_ptr<partition> p,
+                                             std::unique_ptr<storage::log> lg, std::string dir) {
+    ++sh->background;
+    auto ex = co_await asio::this_coro::executor;
+    while (p && !p->durability().idle()) {
+        asio::steady_timer t(ex, std::chrono::milliseconds(1));
+        co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+    }
+    p.reset();
+    lg.reset();
+    if (!dir.empty()) {
+        auto work = net::run_blocking(sh->owner.pool(), [dir] {
+            std::error_code ec;
+            std::filesystem::remove_all(dir, ec);
+            if (ec) log_warn("{}: could not remove a deleted partition's directory: {}", dir, ec.message());
+        });
+        co_await std::move(work);
+    }
+    --sh->background;
+}
+
+void shard_ctx::drop_deleted(const cluster::metadata_image& img) {
+    auto wanted = [&img](const storage::topic_partition& tp, const protocol::uuid* id) {
+        const auto* t = img.find_topic(tp.topic);
+        return t && tp.partition >= 0 && tp.partition < static_cast<int32_t>(t->partitions.size()) &&
+               (!id || t->id == *id);
+    };
+    std::vector<storage::topic_partition> gone;
+    for (const auto& [tp, p] : partitions) {
+        if (!wanted(tp, &p->topic_id())) gone.push_back(tp);
+    }
+    // Logs without a replica and without a topic: a deletion that a crash cut short.
+    for (const auto& [tp, lg] : logs->logs()) {
+        if (!partitions.count(tp) && !wanted(tp, nullptr)) gone.push_back(tp);
+    }
+    for (const auto& tp : gone) {
+        std::unique_ptr<partition> p;
+        if (auto it = partitions.find(tp); it != partitions.end()) {
+            p = std::move(it->second);
+            partitions.erase(it);
+            partitions_gauge.add(-1);
+        }
+        auto lg = logs->release_log(tp);
+        // Renamed at once (one metadata operation, as Kafka does) so that a
+        // topic created again under the same name gets a fresh directory.
+        const std::string dir = logs->dir() + "/" + tp.dir_name();
+        const std::string trash = fmt::format("{}.{:x}-delete", dir, static_cast<uint64_t>(wall_ms()));
+        std::error_code ec;
+        std::filesystem::rename(dir, trash, ec);
+        if (ec)
+            log_warn("partition {}-{}: could not rename its directory for deletion: {}", tp.topic, tp.partition,
+                     ec.message());
+        log_info("partition {}-{}: deleted", tp.topic, tp.partition);
+        asio::co_spawn(owner.shards().context(id),
+                       retire_partition(this, std::move(p), std::move(lg), ec ? std::string() : trash), asio::detached);
+    }
+}
+
 void shard_ctx::apply_image(std::shared_ptr<const cluster::metadata_image> img) {
-    const auto& cfg = owner.config();
+    const auto& base_cfg = owner.config();
     const unsigned n = owner.shards().count();
     int64_t now = wall_ms();
+    drop_deleted(*img);
+    // Dynamic broker configs (kafka-configs --entity-type brokers) are topic defaults too.
+    const broker_config cfg = with_dynamic_topic_defaults(base_cfg, dynamic_configs_of(*img, base_cfg.node_id));
     for (const auto& [name, topic] : img->topics()) {
         std::optional<topic_config> tc;
         for (const auto& p : topic->partitions) {

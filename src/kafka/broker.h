@@ -75,6 +75,8 @@ struct shard_ctx {
     }
     // Applies a newer image: creates and drops this shard's partitions.
     void apply_image(std::shared_ptr<const cluster::metadata_image> img);
+    // Retires the partitions (and leftover logs) of topics `img` no longer has.
+    void drop_deleted(const cluster::metadata_image& img);
 };
 
 class broker {
@@ -92,6 +94,9 @@ public:
     net::shard_set& shards() { return *shards_; }
     shard_ctx& shard(unsigned i) { return *ctx_[i]; }
     storage::io_engine& io() { return *io_; }
+    // The blocking-work pool (one thread: tasks run in submission order, so
+    // checkpoint writes prepared in order land in order).
+    net::blocking_pool& pool() { return *pool_; }
     // Shard 0 only.
     cluster::controller& controller() { return *controller_; }
     // The first listener's bound port (0 before start).

@@ -1,5 +1,7 @@
 #include "kafka/config.h"
 
+#include "kafka/config_catalog.h"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -167,7 +169,10 @@ std::string effective_topic_config(const broker_config& broker, const properties
 
 result<topic_config, std::string> resolve_topic_config(const broker_config& broker, const properties& topic) {
     for (const auto& [k, v] : topic) {
-        if (!find_topic_config(k)) return fail(fmt::format("Unknown topic config name: {}", k));
+        // Kafka's configs that Fjord does not act on are accepted (and shown by DescribeConfigs).
+        if (!find_topic_config(k) && !find_topic_config_def(k)) {
+            return fail(fmt::format("Unknown topic config name: {}", k));
+        }
     }
     auto get = [&](std::string_view n) { return effective_topic_config(broker, topic, n); };
     topic_config t;
@@ -347,6 +352,7 @@ result<std::vector<listener>, std::string> parse_listeners(std::string_view text
 
 result<broker_config, std::string> make_broker_config(const properties& props) {
     broker_config c;
+    c.static_props = props;
     auto has = [&](const char* k) { return props.count(k) > 0; };
     auto get = [&](const char* k) -> const std::string& { return props.at(k); };
 #define FJORD_BROKER_INT(field, T, key)       \

@@ -62,6 +62,9 @@ struct broker_config {
     int32_t group_max_session_timeout_ms = 1800000;        // group.max.session.timeout.ms
     int32_t group_initial_rebalance_delay_ms = 3000;       // group.initial.rebalance.delay.ms
     int32_t group_max_size = 2147483647;                   // group.max.size
+    // Every key=value the broker was started with (file, environment,
+    // overrides): DescribeConfigs' STATIC_BROKER_CONFIG values.
+    properties static_props;
     // Topic defaults: the topic-level configs when a topic sets none.
     properties topic_defaults;
     std::vector<std::string> warnings;  // unknown keys and the like, logged at start

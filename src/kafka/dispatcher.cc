@@ -70,6 +70,21 @@ api_handler find_handler(int16_t api_key) {
         case 42: return handle_delete_groups;
         case 47: return handle_offset_delete;
         case 60: return handle_describe_cluster;
+        // Admin.
+        case 19: return handle_create_topics;
+        case 20: return handle_delete_topics;
+        case 21: return handle_delete_records;
+        case 29: return handle_describe_acls;
+        case 30: return handle_create_acls;
+        case 31: return handle_delete_acls;
+        case 32: return handle_describe_configs;
+        case 33: return handle_alter_configs;
+        case 35: return handle_describe_log_dirs;
+        case 37: return handle_create_partitions;
+        case 44: return handle_incremental_alter_configs;
+        case 61: return handle_describe_producers;
+        case 74: return handle_list_config_resources;
+        case 75: return handle_describe_topic_partitions;
         default: return nullptr;
     }
 }

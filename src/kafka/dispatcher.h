@@ -43,6 +43,24 @@ net::awaitable<net::response> handle_list_groups(shard_ctx&, request_context&, s
 net::awaitable<net::response> handle_describe_groups(shard_ctx&, request_context&, shared_bytes, net::request_order&);
 net::awaitable<net::response> handle_delete_groups(shard_ctx&, request_context&, shared_bytes, net::request_order&);
 net::awaitable<net::response> handle_describe_cluster(shard_ctx&, request_context&, shared_bytes, net::request_order&);
+// Admin (admin_topics.cc, admin_configs.cc, admin_records.cc, acls.cc).
+#define FJORD_HANDLER(name) \
+    net::awaitable<net::response> name(shard_ctx&, request_context&, shared_bytes, net::request_order&);
+FJORD_HANDLER(handle_create_topics)
+FJORD_HANDLER(handle_delete_topics)
+FJORD_HANDLER(handle_create_partitions)
+FJORD_HANDLER(handle_describe_topic_partitions)
+FJORD_HANDLER(handle_delete_records)
+FJORD_HANDLER(handle_describe_log_dirs)
+FJORD_HANDLER(handle_describe_producers)
+FJORD_HANDLER(handle_describe_configs)
+FJORD_HANDLER(handle_alter_configs)
+FJORD_HANDLER(handle_incremental_alter_configs)
+FJORD_HANDLER(handle_list_config_resources)
+FJORD_HANDLER(handle_describe_acls)
+FJORD_HANDLER(handle_create_acls)
+FJORD_HANDLER(handle_delete_acls)
+#undef FJORD_HANDLER
 
 // The handler of an API key, or null when Fjord does not serve it (yet):
 // such keys are not advertised.

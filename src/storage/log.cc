@@ -1316,6 +1316,36 @@ result<void, errc> log::truncate_prefix(int64_t new_start) {
     return {};
 }
 
+result<void, errc> log::advance_start_offset(int64_t new_start) {
+    if (offline_) return fail(errc::log_offline);
+    FJORD_ASSERT(new_start <= next_offset_, "log start {} beyond the log end {}", new_start, next_offset_);
+    if (new_start <= start_offset_) return {};
+    start_offset_ = new_start;
+    // The epoch checkpoint file is trimmed the same way when the log is next opened.
+    (void)epochs_.truncate_from_start(start_offset_);
+    return {};
+}
+
+std::vector<std::string> log::detach_segments_below_start() {
+    std::vector<std::string> paths;
+    if (offline_) return paths;
+    bool detached = false;
+    while (segments_.size() > 1 && segments_[1]->base_offset <= start_offset_) {
+        segment& s = *segments_.front();
+        files_.forget(s.log_file);
+        files_.forget(s.offset_index_file);
+        files_.forget(s.time_index_file);
+        for (const char* ext : {".log", ".index", ".timeindex", ".txnindex", ".snapshot"}) {
+            paths.push_back(path_of(s, ext));
+        }
+        ++dir_generation_;
+        segments_.erase(segments_.begin());
+        detached = true;
+    }
+    if (detached) (void)delete_snapshots_outside(segments_.front()->base_offset, INT64_MAX);
+    return paths;
+}
+
 result<int, errc> log::apply_retention(int64_t now_ms) {
     if (offline_) return fail(errc::log_offline);
     if (!cfg_.delete_) return 0;  // cleanup.policy=compact only

@@ -286,6 +286,14 @@ public:
     // Moves the log start offset up (DeleteRecords) and deletes segments wholly
     // below it. Beyond the end, the log is emptied and restarts at new_start.
     result<void, errc> truncate_prefix(int64_t new_start);
+    // DeleteRecords without blocking the shard, in three steps: this moves
+    // the log start up in memory (readers see it at once; new_start must
+    // not pass the end); the caller makes it durable (the log manager's
+    // checkpoint, off the shard); then detach_segments_below_start() drops
+    // the segments wholly below it and returns their files, for the caller
+    // to remove off the shard (open readers keep their descriptors).
+    result<void, errc> advance_start_offset(int64_t new_start);
+    std::vector<std::string> detach_segments_below_start();
     // Retention: deletes whole old segments by retention.ms / retention.bytes
     // (never the active one). Returns how many were deleted.
     result<int, errc> apply_retention(int64_t now_ms);

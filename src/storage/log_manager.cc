@@ -305,6 +305,18 @@ result<log*, errc> log_manager::create_log(const topic_partition& tp, const log_
     return p;
 }
 
+std::unique_ptr<log> log_manager::release_log(const topic_partition& tp) {
+    std::unique_ptr<log> out;
+    if (auto it = logs_.find(tp); it != logs_.end()) {
+        out = std::move(it->second);
+        out->set_listener(nullptr);
+        logs_.erase(it);
+    }
+    offline_.erase(tp);
+    offline_offsets_.erase(tp);
+    return out;
+}
+
 log* log_manager::get(const topic_partition& tp) {
     auto it = logs_.find(tp);
     return it == logs_.end() || it->second->offline() ? nullptr : it->second.get();

@@ -101,6 +101,10 @@ public:
     result<log*, errc> create_log(const topic_partition& tp, const log_config& cfg, const uuid* topic_id);
     // Null if absent or offline.
     log* get(const topic_partition& tp);
+    // Forgets a partition (its topic was deleted) and hands its log over
+    // (null if it was offline or absent): the caller destroys it once
+    // nothing uses it, and removes its directory (off the shard).
+    std::unique_ptr<log> release_log(const topic_partition& tp);
     // Partitions that could not be opened, with why.
     const std::map<topic_partition, std::string>& offline() const { return offline_; }
     const std::map<topic_partition, std::unique_ptr<log>>& logs() const { return logs_; }

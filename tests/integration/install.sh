@@ -71,6 +71,7 @@ install_client() {
     java) install_java ;;
     franz-go) install_go ;;
     kafkajs) install_js ;;
+    kafka-tools) "$REPO/tests/kafka_ref/kafka-ref" fetch ;;  # Kafka 4.4's own tools and jars
     *) it_die "unknown client: $1 (known: $IT_CLIENTS)" ;;
   esac
 }

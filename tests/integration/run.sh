@@ -2,7 +2,7 @@
 # Runs the integration suite: real Kafka clients against a broker started by broker.sh.
 #
 #   tests/integration/run.sh [CLIENT...]      default: every client
-#   clients: kcat confluent-debian confluent-pypi kafka-python java franz-go kafkajs
+#   clients: kcat confluent-debian confluent-pypi kafka-python java franz-go kafkajs kafka-tools
 #
 # Environment:
 #   FJORD_IT_BROKER=fjord|kafka   broker under test (default fjord; kafka = Apache Kafka 4.4 reference)
@@ -45,6 +45,7 @@ client_cmd() {  # CLIENT -> the command that runs its suite (cwd: tests/integrat
       -cp "$IT_JAVA/classes:$IT_JAVA/libs/*" ItJava records.txt ;;
     franz-go) echo "$IT_DIR/lib/in-dir.sh" go "$CACHE/go/franz-go-it.test" -test.v -test.count=1 ;;
     kafkajs) echo env "NODE_PATH=$IT_JS/node_modules" node js/it.js ;;
+    kafka-tools) echo tools/test_kafka_tools.sh ;;
   esac
 }
 
