@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "base/endian.h"
+#include "base/logger.h"
 #include "net/server.h"
 #include "protocol/gen/registry.h"
 #include "protocol/gen/support.h"
@@ -51,9 +52,16 @@ net::response encode_response(const request_context& ctx, const M& body, int16_t
     w.i32(ctx.correlation_id);
     if (protocol::gen::response_header_version(ctx.api, version) >= 1) w.uvarint(0);
     body.encode(w, version);
-    FJORD_ASSERT(w.ok(), "encoding {} v{} failed: {}", M::spec_name, version, protocol::describe(w.error()));
-    const size_t total = w.total_size();
     net::response r;
+    if (!w.ok()) {
+        // A handler bug (a value the version cannot carry): this client's
+        // connection closes, the broker and every other client go on.
+        log_error("{}: encoding {} v{} failed ({}); closing the connection (a Fjord bug, please report)", ctx.conn.peer,
+                  M::spec_name, version, protocol::describe(w.error()));
+        r.close = true;
+        return r;
+    }
+    const size_t total = w.total_size();
     for (auto& s : w.take_splices()) r.splices.push_back({s.at, std::move(s.bytes)});
     r.frame = w.take();
     store_be<uint32_t>(r.frame.data(), static_cast<uint32_t>(total - 4));
