@@ -9,7 +9,7 @@ packages=(
   clang-14 libclang-rt-14-dev clang-format-14
   # libraries
   libboost1.81-dev libfmt-dev libisal-dev liburing-dev libssl-dev
-  zlib1g-dev libsnappy-dev liblz4-dev libzstd-dev
+  zlib1g-dev libsnappy-dev liblz4-dev libzstd-dev libre2-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
   # clients and reference broker

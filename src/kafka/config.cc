@@ -73,6 +73,14 @@ constexpr std::string_view broker_keys[] = {
     "group.max.session.timeout.ms",
     "group.initial.rebalance.delay.ms",
     "group.max.size",
+    "group.consumer.heartbeat.interval.ms",
+    "group.consumer.session.timeout.ms",
+    "group.consumer.min.session.timeout.ms",
+    "group.consumer.max.session.timeout.ms",
+    "group.consumer.min.heartbeat.interval.ms",
+    "group.consumer.max.heartbeat.interval.ms",
+    "group.consumer.max.size",
+    "group.consumer.assignors",
     "log.retention.hours",
     "log.retention.minutes",
     "log.retention.minutes",
@@ -385,7 +393,36 @@ result<broker_config, std::string> make_broker_config(const properties& props) {
     FJORD_BROKER_INT(group_max_session_timeout_ms, int32_t, "group.max.session.timeout.ms");
     FJORD_BROKER_INT(group_initial_rebalance_delay_ms, int32_t, "group.initial.rebalance.delay.ms");
     FJORD_BROKER_INT(group_max_size, int32_t, "group.max.size");
+    FJORD_BROKER_INT(consumer_heartbeat_interval_ms, int32_t, "group.consumer.heartbeat.interval.ms");
+    FJORD_BROKER_INT(consumer_session_timeout_ms, int32_t, "group.consumer.session.timeout.ms");
+    FJORD_BROKER_INT(consumer_max_size, int32_t, "group.consumer.max.size");
 #undef FJORD_BROKER_INT
+    if (has("group.consumer.assignors")) {
+        // Kafka's class names or the short names.
+        c.consumer_assignors.clear();
+        std::string list = get("group.consumer.assignors");
+        size_t start = 0;
+        while (start <= list.size()) {
+            size_t comma = list.find(',', start);
+            std::string item = list.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+            item.erase(0, item.find_first_not_of(" \t"));
+            item.erase(item.find_last_not_of(" \t") + 1);
+            if (item == "org.apache.kafka.coordinator.group.assignor.UniformAssignor") item = "uniform";
+            if (item == "org.apache.kafka.coordinator.group.assignor.RangeAssignor") item = "range";
+            if (item != "uniform" && item != "range") {
+                return fail("group.consumer.assignors: unknown assignor '" + item + "' (uniform and range are built)");
+            }
+            c.consumer_assignors.push_back(item);
+            if (comma == std::string::npos) break;
+            start = comma + 1;
+        }
+    }
+    if (c.consumer_heartbeat_interval_ms < 1 || c.consumer_session_timeout_ms <= c.consumer_heartbeat_interval_ms ||
+        c.consumer_max_size < 1) {
+        return fail(
+            std::string("group.consumer.heartbeat.interval.ms must be positive and below "
+                        "group.consumer.session.timeout.ms; group.consumer.max.size at least 1"));
+    }
     if (c.offsets_topic_num_partitions < 1) return fail(std::string("offsets.topic.num.partitions must be at least 1"));
     if (c.offsets_topic_replication_factor < 1) {
         return fail(std::string("offsets.topic.replication.factor must be at least 1"));

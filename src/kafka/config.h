@@ -52,16 +52,20 @@ struct broker_config {
     int64_t fetch_max_bytes = 57671680;                        // fetch.max.bytes
     std::string http_listener;                                 // fjord.http.listener (host:port, "" off)
     // Group coordinator.
-    int32_t offsets_topic_num_partitions = 50;             // offsets.topic.num.partitions
-    int16_t offsets_topic_replication_factor = 3;          // offsets.topic.replication.factor
-    int32_t offsets_topic_segment_bytes = 104857600;       // offsets.topic.segment.bytes
-    int64_t offsets_retention_minutes = 10080;             // offsets.retention.minutes
-    int64_t offsets_retention_check_interval_ms = 600000;  // offsets.retention.check.interval.ms
-    int32_t offset_metadata_max_bytes = 4096;              // offset.metadata.max.bytes
-    int32_t group_min_session_timeout_ms = 6000;           // group.min.session.timeout.ms
-    int32_t group_max_session_timeout_ms = 1800000;        // group.max.session.timeout.ms
-    int32_t group_initial_rebalance_delay_ms = 3000;       // group.initial.rebalance.delay.ms
-    int32_t group_max_size = 2147483647;                   // group.max.size
+    int32_t offsets_topic_num_partitions = 50;                        // offsets.topic.num.partitions
+    int16_t offsets_topic_replication_factor = 3;                     // offsets.topic.replication.factor
+    int32_t offsets_topic_segment_bytes = 104857600;                  // offsets.topic.segment.bytes
+    int64_t offsets_retention_minutes = 10080;                        // offsets.retention.minutes
+    int64_t offsets_retention_check_interval_ms = 600000;             // offsets.retention.check.interval.ms
+    int32_t offset_metadata_max_bytes = 4096;                         // offset.metadata.max.bytes
+    int32_t group_min_session_timeout_ms = 6000;                      // group.min.session.timeout.ms
+    int32_t group_max_session_timeout_ms = 1800000;                   // group.max.session.timeout.ms
+    int32_t group_initial_rebalance_delay_ms = 3000;                  // group.initial.rebalance.delay.ms
+    int32_t group_max_size = 2147483647;                              // group.max.size
+    int32_t consumer_heartbeat_interval_ms = 5000;                    // group.consumer.heartbeat.interval.ms
+    int32_t consumer_session_timeout_ms = 45000;                      // group.consumer.session.timeout.ms
+    int32_t consumer_max_size = 2147483647;                           // group.consumer.max.size
+    std::vector<std::string> consumer_assignors{"uniform", "range"};  // group.consumer.assignors
     // Every key=value the broker was started with (file, environment,
     // overrides): DescribeConfigs' STATIC_BROKER_CONFIG values.
     properties static_props;

@@ -70,6 +70,8 @@ api_handler find_handler(int16_t api_key) {
         case 42: return handle_delete_groups;
         case 47: return handle_offset_delete;
         case 60: return handle_describe_cluster;
+        case 68: return handle_consumer_group_heartbeat;
+        case 69: return handle_consumer_group_describe;
         // Admin.
         case 19: return handle_create_topics;
         case 20: return handle_delete_topics;
@@ -172,18 +174,23 @@ net::awaitable<net::response> handle_api_versions(shard_ctx& sh, request_context
         resp.error_code = error::rebootstrap_required;
         co_return encode_response(ctx, resp);
     }
-    // Features (KIP-584): metadata.version only; transaction.version and
-    // group.version stay unfinalized until what they promise is built. Below
+    // Features (KIP-584): metadata.version and group.version (KIP-848);
+    // transaction.version stays unfinalized until transactions are built. Below
     // v4, a feature whose minimum is 0 would break older Java clients.
     resp.supported_features.push_back({.name = "metadata.version",
                                        .min_version = metadata_version_level,
                                        .max_version = metadata_version_level,
                                        .unknown_tagged_fields = {}});
+    // group.version 1: the consumer group protocol (KIP-848) is served.
+    resp.supported_features.push_back(
+        {.name = "group.version", .min_version = 1, .max_version = 1, .unknown_tagged_fields = {}});
     resp.finalized_features_epoch = std::max<int64_t>(sh.image->last_offset(), 0);
     resp.finalized_features.push_back({.name = "metadata.version",
                                        .max_version_level = metadata_version_level,
                                        .min_version_level = metadata_version_level,
                                        .unknown_tagged_fields = {}});
+    resp.finalized_features.push_back(
+        {.name = "group.version", .max_version_level = 1, .min_version_level = 1, .unknown_tagged_fields = {}});
     for (const auto& a : gen::all_apis()) {
         if (a.advertised_min < 0 || !find_handler(a.key)) continue;
         resp.api_keys.push_back({.api_key = a.key,

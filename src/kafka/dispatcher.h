@@ -42,6 +42,10 @@ net::awaitable<net::response> handle_offset_delete(shard_ctx&, request_context&,
 net::awaitable<net::response> handle_list_groups(shard_ctx&, request_context&, shared_bytes, net::request_order&);
 net::awaitable<net::response> handle_describe_groups(shard_ctx&, request_context&, shared_bytes, net::request_order&);
 net::awaitable<net::response> handle_delete_groups(shard_ctx&, request_context&, shared_bytes, net::request_order&);
+net::awaitable<net::response> handle_consumer_group_heartbeat(shard_ctx&, request_context&, shared_bytes,
+                                                              net::request_order&);
+net::awaitable<net::response> handle_consumer_group_describe(shard_ctx&, request_context&, shared_bytes,
+                                                             net::request_order&);
 net::awaitable<net::response> handle_describe_cluster(shard_ctx&, request_context&, shared_bytes, net::request_order&);
 // Admin (admin_topics.cc, admin_configs.cc, admin_records.cc, acls.cc).
 #define FJORD_HANDLER(name) \

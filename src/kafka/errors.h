@@ -128,6 +128,7 @@ inline constexpr int16_t unknown_subscription_id = 117;
 inline constexpr int16_t telemetry_too_large = 118;
 inline constexpr int16_t invalid_registration = 119;
 inline constexpr int16_t transaction_abortable = 120;
+inline constexpr int16_t invalid_regular_expression = 128;
 inline constexpr int16_t rebootstrap_required = 129;
 }  // namespace error
 

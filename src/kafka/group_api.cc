@@ -107,6 +107,11 @@ net::awaitable<net::response> on_coordinator(shard_ctx& sh, request_context& ctx
     co_return encode_response(ctx, resp);
 }
 
+net::awaitable<gen::consumer_group_describe_response::described_group> consumer_describe_on(group_coordinator* gc,
+                                                                                            std::string group) {
+    co_return gc->consumer_describe(group);
+}
+
 struct listed {
     std::vector<gen::list_groups_response::listed_group> groups;
     int16_t error = 0;
@@ -192,6 +197,28 @@ net::awaitable<net::response> handle_heartbeat(shard_ctx& sh, request_context& c
 net::awaitable<net::response> handle_leave_group(shard_ctx& sh, request_context& ctx, shared_bytes body,
                                                  net::request_order&) {
     return on_coordinator<gen::leave_group_request, &group_coordinator::leave>(sh, ctx, std::move(body));
+}
+
+net::awaitable<net::response> handle_consumer_group_heartbeat(shard_ctx& sh, request_context& ctx, shared_bytes body,
+                                                              net::request_order&) {
+    return on_coordinator<gen::consumer_group_heartbeat_request, &group_coordinator::consumer_heartbeat>(
+        sh, ctx, std::move(body));
+}
+
+net::awaitable<net::response> handle_consumer_group_describe(shard_ctx& sh, request_context& ctx, shared_bytes body,
+                                                             net::request_order&) {
+    auto req = decode_request<gen::consumer_group_describe_request>(body, ctx.version);
+    if (!req) co_return undecodable(ctx, req.error());
+    gen::consumer_group_describe_response resp;
+    for (const auto& id : req->group_ids) {
+        const unsigned s = coordinator_shard(sh, id);
+        auto* gc = coordinator(sh, s);
+        auto task = sh.owner.shards().invoke_on(s, [gc, id] { return consumer_describe_on(gc, id); });
+        auto d = co_await std::move(task);
+        if (req->include_authorized_operations) d.authorized_operations = group_operations_all;
+        resp.groups.push_back(std::move(d));
+    }
+    co_return encode_response(ctx, resp);
 }
 
 net::awaitable<net::response> handle_offset_delete(shard_ctx& sh, request_context& ctx, shared_bytes body,

@@ -4,8 +4,11 @@
 #include <chrono>
 #include <random>
 
+#include <re2/re2.h>
+
 #include "base/logger.h"
 #include "base/metrics.h"
+#include "coordinator/assignors.h"
 #include "coordinator/group_records.h"
 #include "kafka/broker.h"
 #include "kafka/errors.h"
@@ -114,6 +117,29 @@ bool same_protocols(const protocol_list& a, const protocol_list& b) {
 }
 }  // namespace
 
+// A member of a consumer-protocol group (KIP-848).
+struct consumer_member {
+    std::string id;
+    std::optional<std::string> instance_id;
+    std::optional<std::string> rack_id;
+    std::string client_id;
+    std::string client_host;
+    int32_t rebalance_timeout = 300000;
+    std::vector<std::string> topic_names;
+    std::optional<std::string> regex;
+    std::optional<std::string> assignor;
+    int32_t epoch = 0;
+    int32_t previous_epoch = -1;
+    // stable: has its target; unrevoked: must give up `revoking` first;
+    // unreleased: has its target epoch, waits for partitions others still own.
+    enum class mstate : uint8_t { stable, unrevoked, unreleased } state = mstate::stable;
+    coordinator::assignment assigned;
+    coordinator::assignment revoking;
+    bool assignment_changed = true;  // not yet sent in a heartbeat answer
+    int64_t deadline = 0;            // steady ms: the session expires
+    int64_t revoke_deadline = 0;     // steady ms: must have revoked by then
+};
+
 struct committed_offset {
     int64_t offset = 0;
     int32_t leader_epoch = -1;
@@ -122,7 +148,7 @@ struct committed_offset {
     int64_t expire_ts = -1;
 };
 
-struct classic_group {
+struct group_state {
     std::string id;
     int32_t partition = 0;
     gstate state = gstate::empty;
@@ -140,6 +166,14 @@ struct classic_group {
     bool joined_in_delay = false;
     int64_t delay_remaining = 0;
     bool has_metadata = false;  // a group record exists (loading)
+    // The consumer protocol (KIP-848): a group is one or the other.
+    bool consumer = false;
+    int32_t group_epoch = 0;
+    int32_t assignment_epoch = 0;
+    std::map<std::string, consumer_member> cmembers;
+    std::map<std::string, coordinator::assignment> target;
+    coordinator::topic_partitions subscribed;  // what the target was computed for
+    std::string assignor_used;
 
     bool all_joined() const {
         if (!pending.empty()) return false;
@@ -210,9 +244,253 @@ struct classic_group {
     }
 };
 
+// The consumer protocol's operations (KIP-848).
+struct consumer_ops {
+    using mstate = consumer_member::mstate;
+
+    static bool internal_topic(const std::string& name) {
+        return name == offsets_topic || name == "__transaction_state";
+    }
+
+    // A compiled subscription regex (RE2: linear time, the syntax Kafka's
+    // RE2/J accepts); null when it does not compile.
+    static const re2::RE2* compiled(const std::string& pattern) {
+        static thread_local std::map<std::string, std::unique_ptr<re2::RE2>> cache;
+        auto it = cache.find(pattern);
+        if (it != cache.end()) return it->second->ok() ? it->second.get() : nullptr;
+        if (cache.size() > 1000) cache.clear();
+        re2::RE2::Options o;
+        o.set_log_errors(false);
+        auto re = std::make_unique<re2::RE2>(pattern, o);
+        const re2::RE2* out = re->ok() ? re.get() : nullptr;
+        cache[pattern] = std::move(re);
+        return out;
+    }
+
+    // The topics a member subscribes to that exist now.
+    static std::set<std::string> member_topics(const cluster::metadata_image& img, const consumer_member& m) {
+        std::set<std::string> out;
+        for (const auto& t : m.topic_names) {
+            if (img.find_topic(t)) out.insert(t);
+        }
+        if (m.regex) {
+            if (const auto* re = compiled(*m.regex)) {
+                for (const auto& [name, info] : img.topics()) {
+                    if (!internal_topic(name) && re2::RE2::FullMatch(name, *re)) out.insert(name);
+                }
+            }
+        }
+        return out;
+    }
+
+    static coordinator::topic_partitions subscription(const cluster::metadata_image& img, const group_state& g) {
+        coordinator::topic_partitions out;
+        for (const auto& [id, m] : g.cmembers) {
+            for (const auto& t : member_topics(img, m)) {
+                out[t] = static_cast<int32_t>(img.find_topic(t)->partitions.size());
+            }
+        }
+        return out;
+    }
+
+    static std::string choose_assignor(const group_coordinator& gc, const group_state& g) {
+        std::map<std::string, int> votes;
+        for (const auto& [id, m] : g.cmembers) {
+            if (m.assignor) ++votes[*m.assignor];
+        }
+        std::string best = gc.sh_.owner.config().consumer_assignors.front();
+        int most = 0;
+        for (const auto& [name, n] : votes) {
+            if (n > most) most = n, best = name;
+        }
+        return best;
+    }
+
+    // A new group epoch when membership or what it subscribes to changed;
+    // then a new target assignment.
+    static void bump(group_coordinator& gc, group_state& g, bool membership_changed) {
+        const auto& img = *gc.sh_.image;
+        auto sub = subscription(img, g);
+        if (membership_changed || sub != g.subscribed) {
+            ++g.group_epoch;
+            g.subscribed = std::move(sub);
+        }
+        if (g.group_epoch <= g.assignment_epoch) return;
+        coordinator::assignor_input in;
+        for (const auto& [id, m] : g.cmembers) {
+            auto& am = in[id];
+            am.topics = member_topics(img, m);
+            auto t = g.target.find(id);
+            if (t != g.target.end()) am.current = t->second;
+        }
+        g.assignor_used = choose_assignor(gc, g);
+        g.target = g.assignor_used == "range" ? coordinator::assign_range(in, g.subscribed)
+                                              : coordinator::assign_uniform(in, g.subscribed);
+        g.assignment_epoch = g.group_epoch;
+    }
+
+    static bool owned_by_other(const group_state& g, const std::string& self, const std::string& topic, int32_t p) {
+        for (const auto& [id, m] : g.cmembers) {
+            if (id == self) continue;
+            auto a = m.assigned.find(topic);
+            if (a != m.assigned.end() && a->second.count(p)) return true;
+            auto r = m.revoking.find(topic);
+            if (r != m.revoking.end() && r->second.count(p)) return true;
+        }
+        return false;
+    }
+
+    static bool has_any(const coordinator::assignment& a, const coordinator::assignment& owned) {
+        for (const auto& [t, ps] : owned) {
+            auto it = a.find(t);
+            if (it == a.end()) continue;
+            for (int32_t p : ps) {
+                if (it->second.count(p)) return true;
+            }
+        }
+        return false;
+    }
+
+    static bool subset(const coordinator::assignment& small, const coordinator::assignment& big) {
+        for (const auto& [t, ps] : small) {
+            auto it = big.find(t);
+            for (int32_t p : ps) {
+                if (it == big.end() || !it->second.count(p)) return false;
+            }
+        }
+        return true;
+    }
+
+    // Moves the member towards the target (Kafka's reconciliation): revoke
+    // what it must give up first, then take the new epoch and every target
+    // partition no other member still holds.
+    static void reconcile(group_state& g, consumer_member& m, const std::optional<coordinator::assignment>& owned,
+                          int64_t now) {
+        if (m.state == mstate::unrevoked) {
+            // Revoked once what it reports owning holds none of them.
+            if (!owned || has_any(m.revoking, *owned)) return;
+            m.revoking.clear();
+            m.state = mstate::stable;
+        }
+        const auto& target = g.target[m.id];
+        if (m.epoch == g.assignment_epoch && m.state == mstate::stable) return;
+        coordinator::assignment keep, revoke;
+        for (const auto& [t, ps] : m.assigned) {
+            auto it = target.find(t);
+            for (int32_t p : ps) {
+                if (it != target.end() && it->second.count(p)) {
+                    keep[t].insert(p);
+                } else {
+                    revoke[t].insert(p);
+                }
+            }
+        }
+        if (!revoke.empty()) {
+            m.assigned = std::move(keep);
+            m.revoking = std::move(revoke);
+            m.state = mstate::unrevoked;
+            m.revoke_deadline = now + m.rebalance_timeout;
+            m.assignment_changed = true;
+            return;
+        }
+        bool waiting = false;
+        coordinator::assignment next = keep;
+        for (const auto& [t, ps] : target) {
+            for (int32_t p : ps) {
+                if (next.count(t) && next[t].count(p)) continue;
+                if (owned_by_other(g, m.id, t, p)) {
+                    waiting = true;
+                } else {
+                    next[t].insert(p);
+                }
+            }
+        }
+        if (next != m.assigned) m.assignment_changed = true;
+        m.assigned = std::move(next);
+        if (m.epoch != g.assignment_epoch) {
+            m.previous_epoch = m.epoch;
+            m.epoch = g.assignment_epoch;
+        }
+        m.state = waiting ? mstate::unreleased : mstate::stable;
+    }
+
+    static void remove(group_coordinator& gc, group_state& g, const std::string& id) {
+        auto it = g.cmembers.find(id);
+        if (it == g.cmembers.end()) return;
+        if (it->second.instance_id) g.statics.erase(*it->second.instance_id);
+        g.cmembers.erase(it);
+        g.target.erase(id);
+        bump(gc, g, true);
+        g.state_ts = wall_ms();
+    }
+
+    static std::string_view state(const group_state& g) {
+        if (g.cmembers.empty()) return "Empty";
+        if (g.group_epoch != g.assignment_epoch) return "Assigning";
+        for (const auto& [id, m] : g.cmembers) {
+            if (m.epoch != g.assignment_epoch || m.state != mstate::stable) return "Reconciling";
+        }
+        return "Stable";
+    }
+
+    static std::optional<coordinator::assignment> by_name(
+        const cluster::metadata_image& img,
+        const std::optional<std::vector<gen::consumer_group_heartbeat_request::topic_partitions_data>>& tps) {
+        if (!tps) return std::nullopt;
+        coordinator::assignment out;
+        for (const auto& tp : *tps) {
+            const auto* info = img.find_topic(tp.topic_id);
+            if (!info) continue;
+            for (int32_t p : tp.partitions) out[info->name].insert(p);
+        }
+        return out;
+    }
+
+    template <typename TopicPartitions>
+    static std::vector<TopicPartitions> by_id(const cluster::metadata_image& img, const coordinator::assignment& a,
+                                              bool with_names) {
+        std::vector<TopicPartitions> out;
+        for (const auto& [t, ps] : a) {
+            const auto* info = img.find_topic(t);
+            if (!info || ps.empty()) continue;
+            TopicPartitions tp;
+            tp.topic_id = info->id;
+            if constexpr (requires { tp.topic_name; }) {
+                if (with_names) tp.topic_name = t;
+            }
+            tp.partitions.assign(ps.begin(), ps.end());
+            out.push_back(std::move(tp));
+        }
+        return out;
+    }
+
+    static std::string new_member_id() {
+        static thread_local std::mt19937_64 rng{std::random_device{}()};
+        std::array<uint8_t, 16> b{};
+        for (size_t i = 0; i < 16; i += 8) {
+            uint64_t v = rng();
+            std::memcpy(b.data() + i, &v, 8);
+        }
+        static constexpr char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        std::string out;
+        uint32_t acc = 0;
+        int bits = 0;
+        for (uint8_t c : b) {
+            acc = (acc << 8) | c;
+            bits += 8;
+            while (bits >= 6) {
+                out.push_back(alphabet[(acc >> (bits - 6)) & 63]);
+                bits -= 6;
+            }
+        }
+        if (bits > 0) out.push_back(alphabet[(acc << (6 - bits)) & 63]);
+        return out;
+    }
+};
+
 // The coordinator's operations, with access to its state.
 struct group_ops {
-    static classic_group* find(group_coordinator& gc, const std::string& id) {
+    static group_state* find(group_coordinator& gc, const std::string& id) {
         auto it = gc.groups_.find(id);
         return it == gc.groups_.end() ? nullptr : it->second.get();
     }
@@ -224,8 +502,8 @@ struct group_ops {
         return gc.sh_.owner.config().offsets_topic_num_partitions;
     }
 
-    static classic_group& create(group_coordinator& gc, const std::string& id) {
-        auto g = std::make_unique<classic_group>();
+    static group_state& create(group_coordinator& gc, const std::string& id) {
+        auto g = std::make_unique<group_state>();
         g->id = id;
         g->partition = group_partition(id, partitions(gc));
         g->state_ts = wall_ms();
@@ -275,7 +553,7 @@ struct group_ops {
         w->ev.notify();
     }
 
-    static gen::join_group_response current_join(const classic_group& g, const group_member& m, int16_t version,
+    static gen::join_group_response current_join(const group_state& g, const group_member& m, int16_t version,
                                                  bool static_rejoin = false) {
         gen::join_group_response r;
         r.generation_id = g.generation;
@@ -297,12 +575,12 @@ struct group_ops {
         return r;
     }
 
-    static void transition(classic_group& g, gstate s) {
+    static void transition(group_state& g, gstate s) {
         g.state = s;
         g.state_ts = wall_ms();
     }
 
-    static void prepare_rebalance(group_coordinator& gc, classic_group& g) {
+    static void prepare_rebalance(group_coordinator& gc, group_state& g) {
         if (g.state == gstate::completing) {
             for (auto& [id, m] : g.members) {
                 m.assignment = {};
@@ -326,17 +604,17 @@ struct group_ops {
         schedule(gc, g.join_deadline);
     }
 
-    static void maybe_prepare_rebalance(group_coordinator& gc, classic_group& g) {
+    static void maybe_prepare_rebalance(group_coordinator& gc, group_state& g) {
         if (g.state == gstate::stable || g.state == gstate::completing || g.state == gstate::empty) {
             prepare_rebalance(gc, g);
         }
     }
 
-    static void maybe_complete_join(group_coordinator& gc, classic_group& g) {
+    static void maybe_complete_join(group_coordinator& gc, group_state& g) {
         if (g.state == gstate::preparing && !g.initial_delay && g.all_joined()) complete_join(gc, g);
     }
 
-    static void remove_member(classic_group& g, const std::string& id, int16_t error) {
+    static void remove_member(group_state& g, const std::string& id, int16_t error) {
         auto it = g.members.find(id);
         if (it == g.members.end()) return;
         answer_join(it->second, error);
@@ -358,7 +636,7 @@ struct group_ops {
         }
     }
 
-    static void remove_and_update(group_coordinator& gc, classic_group& g, const std::string& id) {
+    static void remove_and_update(group_coordinator& gc, group_state& g, const std::string& id) {
         remove_member(g, id, error::unknown_member_id);
         switch (g.state) {
             case gstate::stable:
@@ -368,7 +646,7 @@ struct group_ops {
         }
     }
 
-    static void complete_join(group_coordinator& gc, classic_group& g) {
+    static void complete_join(group_coordinator& gc, group_state& g) {
         if (g.state != gstate::preparing) return;
         g.initial_delay = false;
         std::vector<std::string> gone;
@@ -407,7 +685,7 @@ struct group_ops {
     }
 
     // The group's metadata record as it stands (assignments included).
-    static group_value snapshot(const classic_group& g) {
+    static group_value snapshot(const group_state& g) {
         group_value v;
         v.protocol_type = g.protocol_type.value_or("");
         v.generation = g.generation;
@@ -496,7 +774,7 @@ struct group_ops {
 
     // Replaces a static member's id (a restart with the same
     // group.instance.id): the old id is fenced.
-    static std::string replace_static(classic_group& g, const std::string& old_id, const std::string& new_id) {
+    static std::string replace_static(group_state& g, const std::string& old_id, const std::string& new_id) {
         auto node = g.members.extract(old_id);
         auto& m = node.mapped();
         answer_join(m, error::fenced_instance_id);
@@ -509,7 +787,7 @@ struct group_ops {
         return new_id;
     }
 
-    static int16_t validate_member(const classic_group& g, const std::string& member_id,
+    static int16_t validate_member(const group_state& g, const std::string& member_id,
                                    const std::optional<std::string>& instance_id) {
         if (instance_id) {
             auto s = g.statics.find(*instance_id);
@@ -540,6 +818,10 @@ struct group_ops {
             for (const auto& [mid, m] : g.members) {
                 if (!m.join && !m.sync) next = std::min(next, m.deadline);
             }
+            for (const auto& [mid, m] : g.cmembers) {
+                next = std::min(next, m.deadline);
+                if (m.state == consumer_member::mstate::unrevoked) next = std::min(next, m.revoke_deadline);
+            }
         }
         return next;
     }
@@ -565,6 +847,16 @@ struct group_ops {
             for (const auto& mid : expired) {
                 log_info("group {}: member {} session expired", id, mid);
                 remove_and_update(gc, *g, mid);
+            }
+            std::vector<std::string> fenced;
+            for (const auto& [mid, m] : g->cmembers) {
+                if (m.deadline <= now || (m.state == consumer_member::mstate::unrevoked && m.revoke_deadline <= now)) {
+                    fenced.push_back(mid);
+                }
+            }
+            for (const auto& mid : fenced) {
+                log_info("group {}: member {} fenced (session or revocation timeout)", id, mid);
+                consumer_ops::remove(gc, *g, mid);
             }
             if (g->state == gstate::preparing && g->join_deadline <= now) {
                 if (g->initial_delay && g->joined_in_delay && g->delay_remaining > 0) {
@@ -598,6 +890,7 @@ struct group_ops {
         for (const auto& id : ids) {
             auto* g = find(*gc, id);
             if (!g || !gc->loaded_.count(g->partition)) continue;
+            if (g->consumer && !g->cmembers.empty()) continue;  // offsets of live consumer groups stay
             const bool empty = g->state == gstate::empty;
             if (!empty && !(g->state == gstate::stable && g->protocol_type == "consumer")) continue;
             const auto subscribed = g->subscribed_topics();
@@ -823,6 +1116,10 @@ void group_coordinator::image_applied() {
         }
         it = loaded_.erase(it);
     }
+    // New topics (regex subscriptions) and partitions move consumer groups.
+    for (auto& [id, g] : groups_) {
+        if (g->consumer && !g->cmembers.empty()) consumer_ops::bump(*this, *g, false);
+    }
     for (int32_t part : owned) {
         if (loaded_.count(part) || loading_.count(part)) continue;
         loading_.insert(part);
@@ -868,12 +1165,20 @@ net::awaitable<gen::join_group_response> group_coordinator::join(gen::join_group
     }
     const int32_t rebalance_timeout = version == 0 ? req.session_timeout_ms : req.rebalance_timeout_ms;
     const bool unknown = req.member_id.empty();
-    classic_group* g = group_ops::find(*this, req.group_id);
+    group_state* g = group_ops::find(*this, req.group_id);
     if (!g) {
         if (!unknown) co_return fail_with(error::unknown_member_id);
         g = &group_ops::create(*this, req.group_id);
     }
     if (g->state == gstate::dead) co_return fail_with(error::coordinator_not_available);
+    if (g->consumer) {
+        if (!g->cmembers.empty()) co_return fail_with(error::inconsistent_group_protocol);
+        // An empty consumer group becomes a classic group again.
+        g->consumer = false;
+        g->target.clear();
+        g->subscribed.clear();
+        g->statics.clear();
+    }
     protocol_list protocols;
     for (auto& p : req.protocols) protocols.emplace_back(std::move(p.name), std::move(p.metadata));
 
@@ -1004,8 +1309,8 @@ net::awaitable<gen::sync_group_response> group_coordinator::sync(gen::sync_group
         return resp;
     };
     if (int16_t e = serves(req.group_id)) co_return fail_with(e);
-    classic_group* g = group_ops::find(*this, req.group_id);
-    if (!g) co_return fail_with(error::unknown_member_id);
+    group_state* g = group_ops::find(*this, req.group_id);
+    if (!g || g->consumer) co_return fail_with(error::unknown_member_id);
     if (g->state == gstate::dead) co_return fail_with(error::coordinator_not_available);
     if (int16_t e = group_ops::validate_member(*g, req.member_id, req.group_instance_id)) co_return fail_with(e);
     if (req.generation_id != g->generation) co_return fail_with(error::illegal_generation);
@@ -1083,8 +1388,8 @@ net::awaitable<gen::heartbeat_response> group_coordinator::heartbeat(gen::heartb
 
 int16_t group_coordinator::heartbeat_error(const gen::heartbeat_request& req) {
     if (int16_t e = serves(req.group_id)) return e;
-    classic_group* g = group_ops::find(*this, req.group_id);
-    if (!g) return error::unknown_member_id;
+    group_state* g = group_ops::find(*this, req.group_id);
+    if (!g || g->consumer) return error::unknown_member_id;
     if (g->state == gstate::dead) return error::coordinator_not_available;
     if (g->state == gstate::empty) return error::unknown_member_id;
     if (int16_t e = group_ops::validate_member(*g, req.member_id, req.group_instance_id)) return e;
@@ -1107,11 +1412,12 @@ net::awaitable<gen::leave_group_response> group_coordinator::leave(gen::leave_gr
         resp.error_code = e;
         co_return resp;
     }
-    classic_group* g = group_ops::find(*this, req.group_id);
+    group_state* g = group_ops::find(*this, req.group_id);
     if (g && g->state == gstate::dead) {
         resp.error_code = error::coordinator_not_available;
         co_return resp;
     }
+    if (g && g->consumer) g = nullptr;  // no classic members there
     for (const auto& mi : req.members) {
         gen::leave_group_response::member_response mr;
         mr.member_id = mi.member_id;
@@ -1157,13 +1463,23 @@ net::awaitable<int16_t> group_coordinator::commit(std::string group_id, int32_t 
     };
     if (group_id.empty()) co_return fail_all(error::invalid_group_id);
     if (int16_t e = serves(group_id)) co_return fail_all(e);
-    classic_group* g = group_ops::find(*this, group_id);
+    group_state* g = group_ops::find(*this, group_id);
     if (!g) {
         if (generation >= 0) co_return fail_all(version >= 9 ? error::group_id_not_found : error::illegal_generation);
         g = &group_ops::create(*this, group_id);
     }
     if (g->state == gstate::dead) co_return fail_all(error::coordinator_not_available);
-    if (!(generation < 0 && g->state == gstate::empty)) {
+    if (g->consumer) {
+        // Kafka's checks for a consumer-protocol group: a commit from outside
+        // only while it has no members; else the member's epoch.
+        if (!(generation < 0 && g->cmembers.empty())) {
+            auto it = g->cmembers.find(member_id);
+            if (it == g->cmembers.end()) co_return fail_all(error::unknown_member_id);
+            if (version < 9) co_return fail_all(error::unsupported_version);
+            if (generation > it->second.epoch) co_return fail_all(error::fenced_member_epoch);
+            if (generation < it->second.epoch) co_return fail_all(error::stale_member_epoch);
+        }
+    } else if (!(generation < 0 && g->state == gstate::empty)) {
         if (generation >= 0 || !member_id.empty() || instance_id) {
             if (int16_t e = group_ops::validate_member(*g, member_id, instance_id)) co_return fail_all(e);
             if (generation != g->generation) co_return fail_all(error::illegal_generation);
@@ -1229,7 +1545,7 @@ fetched_offsets group_coordinator::fetch(
         out.error = e;
         return out;
     }
-    const classic_group* g = group_ops::find(*this, group_id);
+    const group_state* g = group_ops::find(*this, group_id);
     if (!topics) {
         if (!g) return out;
         for (const auto& [tp, c] : g->offsets) {
@@ -1267,13 +1583,14 @@ std::vector<gen::list_groups_response::listed_group> group_coordinator::list(con
         return out;
     }
     if (!loading_.empty()) *error = error::coordinator_load_in_progress;
-    if (!types.empty() &&
-        std::none_of(types.begin(), types.end(), [](const std::string& t) { return iequal(t, "classic"); })) {
-        return out;
-    }
     for (const auto& [id, g] : groups_) {
         if (!loaded_.count(g->partition) || g->state == gstate::dead) continue;
-        const auto name = state_name(g->state);
+        const std::string_view type = g->consumer ? "consumer" : "classic";
+        if (!types.empty() &&
+            std::none_of(types.begin(), types.end(), [&](const std::string& t) { return iequal(t, type); })) {
+            continue;
+        }
+        const auto name = g->consumer ? consumer_ops::state(*g) : state_name(g->state);
         if (!states.empty() &&
             std::none_of(states.begin(), states.end(), [&](const std::string& s) { return iequal(s, name); })) {
             continue;
@@ -1282,7 +1599,7 @@ std::vector<gen::list_groups_response::listed_group> group_coordinator::list(con
         lg.group_id = id;
         lg.protocol_type = g->protocol_type.value_or("");
         lg.group_state = std::string(name);
-        lg.group_type = "classic";
+        lg.group_type = std::string(type);
         out.push_back(std::move(lg));
     }
     return out;
@@ -1296,12 +1613,13 @@ gen::describe_groups_response::described_group group_coordinator::describe(const
         d.error_code = e;
         return d;
     }
-    const classic_group* g = group_ops::find(*this, group_id);
-    if (!g || g->state == gstate::dead) {
+    const group_state* g = group_ops::find(*this, group_id);
+    if (!g || g->state == gstate::dead || g->consumer) {
         d.group_state = "Dead";
         if (version >= 6) {
             d.error_code = error::group_id_not_found;
-            d.error_message = fmt::format("Group {} not found.", group_id);
+            d.error_message = g && g->consumer ? fmt::format("Group {} is not a classic group.", group_id)
+                                               : fmt::format("Group {} not found.", group_id);
         }
         return d;
     }
@@ -1326,9 +1644,9 @@ gen::describe_groups_response::described_group group_coordinator::describe(const
 
 net::awaitable<int16_t> group_coordinator::delete_group(std::string group_id) {
     if (int16_t e = serves(group_id)) co_return e;
-    classic_group* g = group_ops::find(*this, group_id);
+    group_state* g = group_ops::find(*this, group_id);
     if (!g || g->state == gstate::dead) co_return error::group_id_not_found;
-    if (g->state != gstate::empty) co_return error::non_empty_group;
+    if (g->state != gstate::empty || !g->cmembers.empty()) co_return error::non_empty_group;
     std::vector<group_ops::record> recs;
     for (const auto& [tp, c] : g->offsets) {
         recs.emplace_back(encode_key(offset_key{group_id, tp.first, tp.second}), std::nullopt);
@@ -1350,7 +1668,7 @@ net::awaitable<gen::offset_delete_response> group_coordinator::delete_offsets(ge
         resp.error_code = e;
         co_return resp;
     }
-    classic_group* g = group_ops::find(*this, req.group_id);
+    group_state* g = group_ops::find(*this, req.group_id);
     if (!g || g->state == gstate::dead) {
         resp.error_code = error::group_id_not_found;
         co_return resp;
@@ -1359,7 +1677,15 @@ net::awaitable<gen::offset_delete_response> group_coordinator::delete_offsets(ge
         resp.error_code = error::non_empty_group;
         co_return resp;
     }
-    const auto subscribed = g->state == gstate::empty ? std::set<std::string>{} : g->subscribed_topics();
+    std::set<std::string> subscribed;
+    if (g->consumer) {
+        for (const auto& [id, m] : g->cmembers) {
+            auto ts = consumer_ops::member_topics(*sh_.image, m);
+            subscribed.insert(ts.begin(), ts.end());
+        }
+    } else if (g->state != gstate::empty) {
+        subscribed = g->subscribed_topics();
+    }
     std::vector<group_ops::record> recs;
     std::vector<std::pair<std::string, int32_t>> gone;
     for (const auto& t : req.topics) {
@@ -1391,6 +1717,254 @@ net::awaitable<gen::offset_delete_response> group_coordinator::delete_offsets(ge
         for (const auto& tp : gone) g->offsets.erase(tp);
     }
     co_return resp;
+}
+
+// ---------------------------------------------------------------------------
+// The consumer group protocol (KIP-848).
+
+net::awaitable<gen::consumer_group_heartbeat_response> group_coordinator::consumer_heartbeat(
+    gen::consumer_group_heartbeat_request req, group_call call) {
+    gen::consumer_group_heartbeat_response resp;
+    auto fail_with = [&](int16_t e, std::optional<std::string> message = std::nullopt) {
+        resp.error_code = e;
+        resp.error_message = std::move(message);
+        return resp;
+    };
+    const auto& cfg = sh_.owner.config();
+    const int32_t epoch = req.member_epoch;
+    // Kafka's request checks, with its messages.
+    if (req.group_id.empty()) co_return fail_with(error::invalid_request, "GroupId can't be empty.");
+    if (req.instance_id && req.instance_id->empty()) {
+        co_return fail_with(error::invalid_request, "InstanceId can't be empty.");
+    }
+    if (req.rack_id && req.rack_id->empty()) co_return fail_with(error::invalid_request, "RackId can't be empty.");
+    if (call.version >= 1 && req.member_id.empty()) {
+        co_return fail_with(error::invalid_request, "MemberId can't be empty.");
+    }
+    if (epoch == 0) {
+        if (req.rebalance_timeout_ms == -1) {
+            co_return fail_with(error::invalid_request, "RebalanceTimeoutMs must be provided in first request.");
+        }
+        if (!req.topic_partitions || !req.topic_partitions->empty()) {
+            co_return fail_with(error::invalid_request, "TopicPartitions must be empty when (re-)joining.");
+        }
+        if (!req.subscribed_topic_names && !req.subscribed_topic_regex) {
+            co_return fail_with(error::invalid_request,
+                                "SubscribedTopicNames or SubscribedTopicRegex must be set in first request.");
+        }
+    } else if (epoch == -2) {
+        if (!req.instance_id) co_return fail_with(error::invalid_request, "InstanceId can't be null.");
+    } else if (epoch < -2) {
+        co_return fail_with(error::invalid_request, "MemberEpoch is invalid.");
+    }
+    if (epoch != 0 && req.member_id.empty()) co_return fail_with(error::invalid_request, "MemberId can't be empty.");
+    if (req.server_assignor && std::find(cfg.consumer_assignors.begin(), cfg.consumer_assignors.end(),
+                                         *req.server_assignor) == cfg.consumer_assignors.end()) {
+        co_return fail_with(error::unsupported_assignor,
+                            "ServerAssignor " + *req.server_assignor + " is not supported. Supported assignors: " +
+                                fmt::format("{}.", fmt::join(cfg.consumer_assignors, ", ")));
+    }
+    if (req.subscribed_topic_regex && !consumer_ops::compiled(*req.subscribed_topic_regex)) {
+        co_return fail_with(error::invalid_regular_expression, "SubscribedTopicRegex `" + *req.subscribed_topic_regex +
+                                                                   "` is not a valid regular expression.");
+    }
+    if (int16_t e = serves(req.group_id)) co_return fail_with(e);
+    const auto& img = *sh_.image;
+    const int64_t now = steady_ms();
+    group_state* g = group_ops::find(*this, req.group_id);
+
+    // Leaving (-1), or a static member leaving for a restart (-2).
+    if (epoch < 0) {
+        resp.member_id = req.member_id;
+        resp.member_epoch = epoch;
+        if (!g || !g->consumer || !g->cmembers.count(req.member_id)) co_return fail_with(error::unknown_member_id);
+        auto& m = g->cmembers.at(req.member_id);
+        if (epoch == -2) {
+            m.epoch = -2;
+            m.deadline = now + cfg.consumer_session_timeout_ms;
+            group_ops::schedule(*this, m.deadline);
+        } else {
+            consumer_ops::remove(*this, *g, req.member_id);
+        }
+        co_return resp;
+    }
+    if (!g) {
+        if (epoch != 0) co_return fail_with(error::unknown_member_id);
+        g = &group_ops::create(*this, req.group_id);
+    }
+    if (!g->consumer) {
+        if (g->state != gstate::empty || !g->members.empty()) {
+            co_return fail_with(error::group_id_not_found,
+                                fmt::format("Group {} is not a consumer group.", req.group_id));
+        }
+        // An empty classic group (or offsets alone) becomes a consumer group.
+        g->consumer = true;
+        g->protocol_type = "consumer";
+        g->protocol.reset();
+        g->leader.reset();
+        g->statics.clear();
+        g->pending.clear();
+    }
+    bool joined = false;
+    std::string member_id = req.member_id;
+    if (epoch == 0) {
+        if (member_id.empty()) member_id = consumer_ops::new_member_id();  // v0: the coordinator names it
+        if (req.instance_id) {
+            auto s = g->statics.find(*req.instance_id);
+            if (s != g->statics.end() && s->second != member_id) {
+                auto& old = g->cmembers.at(s->second);
+                if (old.epoch != -2) {
+                    co_return fail_with(error::unreleased_instance_id,
+                                        fmt::format("Static member {} with instance id {} is not released yet.",
+                                                    s->second, *req.instance_id));
+                }
+                // The restarted static member takes over its predecessor.
+                auto node = g->cmembers.extract(s->second);
+                node.key() = member_id;
+                node.mapped().id = member_id;
+                node.mapped().epoch = node.mapped().previous_epoch >= 0 ? node.mapped().previous_epoch : 0;
+                auto t = g->target.extract(s->second);
+                if (!t.empty()) {
+                    t.key() = member_id;
+                    g->target.insert(std::move(t));
+                }
+                g->cmembers.insert(std::move(node));
+                s->second = member_id;
+            }
+        }
+        auto it = g->cmembers.find(member_id);
+        if (it == g->cmembers.end()) {
+            if (g->cmembers.size() >= static_cast<size_t>(cfg.consumer_max_size)) {
+                co_return fail_with(error::group_max_size_reached,
+                                    fmt::format("The consumer group has reached its maximum capacity of {} members.",
+                                                cfg.consumer_max_size));
+            }
+            consumer_member m;
+            m.id = member_id;
+            g->cmembers[member_id] = std::move(m);
+            joined = true;
+        } else if (!req.instance_id) {
+            // A known member (re)joining owns nothing now.
+            it->second.assigned.clear();
+            it->second.revoking.clear();
+            it->second.state = consumer_member::mstate::stable;
+            it->second.epoch = 0;
+            it->second.assignment_changed = true;
+        }
+    } else {
+        auto it = g->cmembers.find(member_id);
+        if (it == g->cmembers.end()) {
+            co_return fail_with(error::unknown_member_id,
+                                fmt::format("Member {} is not a member of group {}.", member_id, req.group_id));
+        }
+        auto& m = it->second;
+        auto owned = consumer_ops::by_name(img, req.topic_partitions);
+        // A lost answer: the previous epoch is accepted when what it owns is
+        // part of what it was given.
+        if (epoch > m.epoch ||
+            (epoch < m.epoch && (epoch != m.previous_epoch || (owned && !consumer_ops::subset(*owned, m.assigned))))) {
+            co_return fail_with(error::fenced_member_epoch,
+                                fmt::format("The consumer group member has a {} member epoch ({}) than the one known "
+                                            "by the group coordinator ({}). The member must abandon all its "
+                                            "partitions and rejoin.",
+                                            epoch > m.epoch ? "greater" : "smaller", epoch, m.epoch));
+        }
+    }
+    auto& m = g->cmembers.at(member_id);
+    bool changed = joined;
+    if (req.instance_id && m.instance_id != req.instance_id) {
+        m.instance_id = req.instance_id;
+        g->statics[*req.instance_id] = member_id;
+    }
+    if (req.rack_id) m.rack_id = req.rack_id;
+    if (req.rebalance_timeout_ms != -1) m.rebalance_timeout = req.rebalance_timeout_ms;
+    m.client_id = call.client_id;
+    m.client_host = call.client_host;
+    if (req.subscribed_topic_names) {
+        std::vector<std::string> names = *req.subscribed_topic_names;
+        std::sort(names.begin(), names.end());
+        names.erase(std::unique(names.begin(), names.end()), names.end());
+        if (names != m.topic_names) {
+            m.topic_names = std::move(names);
+            changed = true;
+        }
+    }
+    if (req.subscribed_topic_regex) {
+        std::optional<std::string> re;
+        if (!req.subscribed_topic_regex->empty()) re = *req.subscribed_topic_regex;
+        if (re != m.regex) {
+            m.regex = std::move(re);
+            changed = true;
+        }
+    }
+    if (req.server_assignor && m.assignor != req.server_assignor) {
+        m.assignor = req.server_assignor;
+        changed = true;
+    }
+    m.deadline = now + cfg.consumer_session_timeout_ms;
+    group_ops::schedule(*this, m.deadline);
+    consumer_ops::bump(*this, *g, changed);
+    auto owned = consumer_ops::by_name(img, req.topic_partitions);
+    auto& me = g->cmembers.at(member_id);
+    consumer_ops::reconcile(
+        *g, me, epoch == 0 ? std::optional<coordinator::assignment>(coordinator::assignment{}) : owned, now);
+    if (me.state == consumer_member::mstate::unrevoked) group_ops::schedule(*this, me.revoke_deadline);
+    resp.member_id = member_id;
+    resp.member_epoch = me.epoch;
+    resp.heartbeat_interval_ms = cfg.consumer_heartbeat_interval_ms;
+    if (me.assignment_changed || epoch == 0 || owned) {
+        gen::consumer_group_heartbeat_response::assignment_data a;
+        a.topic_partitions =
+            consumer_ops::by_id<gen::consumer_group_heartbeat_response::topic_partitions>(img, me.assigned, false);
+        resp.assignment = std::move(a);
+        me.assignment_changed = false;
+    }
+    co_return resp;
+}
+
+gen::consumer_group_describe_response::described_group group_coordinator::consumer_describe(
+    const std::string& group_id) {
+    gen::consumer_group_describe_response::described_group d;
+    d.group_id = group_id;
+    if (int16_t e = serves(group_id)) {
+        d.error_code = e;
+        return d;
+    }
+    const group_state* g = group_ops::find(*this, group_id);
+    if (!g || (!g->consumer && g->state == gstate::dead)) {
+        d.error_code = error::group_id_not_found;
+        d.error_message = fmt::format("Group {} not found.", group_id);
+        return d;
+    }
+    if (!g->consumer) {
+        d.error_code = error::group_id_not_found;
+        d.error_message = fmt::format("Group {} is not a consumer group.", group_id);
+        return d;
+    }
+    const auto& img = *sh_.image;
+    d.group_state = std::string(consumer_ops::state(*g));
+    d.group_epoch = g->group_epoch;
+    d.assignment_epoch = g->assignment_epoch;
+    d.assignor_name = g->assignor_used.empty() ? sh_.owner.config().consumer_assignors.front() : g->assignor_used;
+    using tps = gen::consumer_group_describe_response::topic_partitions;
+    for (const auto& [id, m] : g->cmembers) {
+        gen::consumer_group_describe_response::member dm;
+        dm.member_id = id;
+        dm.instance_id = m.instance_id;
+        dm.rack_id = m.rack_id;
+        dm.member_epoch = m.epoch;
+        dm.client_id = m.client_id;
+        dm.client_host = m.client_host;
+        dm.subscribed_topic_names = m.topic_names;
+        dm.subscribed_topic_regex = m.regex;
+        dm.assignment.topic_partitions = consumer_ops::by_id<tps>(img, m.assigned, true);
+        auto t = g->target.find(id);
+        if (t != g->target.end())
+            dm.target_assignment.topic_partitions = consumer_ops::by_id<tps>(img, t->second, true);
+        dm.member_type = 1;  // the consumer protocol
+        d.members.push_back(std::move(dm));
+    }
+    return d;
 }
 
 }  // namespace fjord::kafka

@@ -11,7 +11,15 @@
 // (COORDINATOR_LOAD_IN_PROGRESS meanwhile), so a restart keeps every
 // committed offset and the members of every stable group.
 //
-// The state machine is Kafka's: Empty -> PreparingRebalance ->
+// Consumer-protocol groups (KIP-848, ConsumerGroupHeartbeat) share the
+// offsets and the placement: member epochs, a target assignment computed
+// by a server-side assignor (uniform or range) whenever the group epoch
+// moves (members, subscriptions, regex matches, partition counts), and each
+// member reconciled towards it (revoke first; take a partition only once
+// its previous owner gave it up). Their membership is kept in memory only:
+// after a restart members get UNKNOWN_MEMBER_ID and rejoin.
+//
+// The classic state machine is Kafka's: Empty -> PreparingRebalance ->
 // CompletingRebalance -> Stable (and Dead once deleted), with the KIP-394
 // member id handshake, static membership (KIP-345), the initial rebalance
 // delay and session, rebalance and pending-member timeouts, and the error
@@ -32,6 +40,8 @@
 
 #include "net/asio.h"
 #include "net/shard.h"
+#include "protocol/gen/consumer_group_describe.h"
+#include "protocol/gen/consumer_group_heartbeat.h"
 #include "protocol/gen/delete_groups.h"
 #include "protocol/gen/describe_groups.h"
 #include "protocol/gen/heartbeat.h"
@@ -46,7 +56,7 @@
 namespace fjord::kafka {
 
 struct shard_ctx;
-struct classic_group;
+struct group_state;
 struct committed_offset;
 
 inline constexpr std::string_view offsets_topic = "__consumer_offsets";
@@ -114,15 +124,21 @@ public:
     net::awaitable<protocol::gen::offset_delete_response> delete_offsets(protocol::gen::offset_delete_request req,
                                                                          group_call call);
 
+    // The consumer group protocol (KIP-848).
+    net::awaitable<protocol::gen::consumer_group_heartbeat_response> consumer_heartbeat(
+        protocol::gen::consumer_group_heartbeat_request req, group_call call);
+    protocol::gen::consumer_group_describe_response::described_group consumer_describe(const std::string& group_id);
+
     // Whether this shard serves `group_id` now (NOT_COORDINATOR or
     // COORDINATOR_LOAD_IN_PROGRESS otherwise); 0 when it does.
     int16_t serves(const std::string& group_id) const;
 
 private:
     friend struct group_ops;
+    friend struct consumer_ops;
     int16_t heartbeat_error(const protocol::gen::heartbeat_request& req);
     shard_ctx& sh_;
-    std::map<std::string, std::unique_ptr<classic_group>> groups_;
+    std::map<std::string, std::unique_ptr<group_state>> groups_;
     std::set<int32_t> loaded_;   // offsets partitions served
     std::set<int32_t> loading_;  // being replayed
     bool stopped_ = false;
