@@ -21,6 +21,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         if (const auto* ok = std::get_if<offset_key>(&*k)) {
             auto back = decode_key(fjord::shared_bytes::adopt(encode_key(*ok)));
             FJORD_ASSERT(back && std::get<offset_key>(*back) == *ok, "an offset key does not round-trip");
+        } else if (const auto* ck = std::get_if<consumer_key>(&*k)) {
+            auto back = decode_key(fjord::shared_bytes::adopt(encode_key(*ck)));
+            FJORD_ASSERT(back && std::get<consumer_key>(*back) == *ck, "a consumer key does not round-trip");
         } else if (const auto* gk = std::get_if<group_key>(&*k)) {
             auto back = decode_key(fjord::shared_bytes::adopt(encode_key(*gk)));
             FJORD_ASSERT(back && std::get<group_key>(*back) == *gk, "a group key does not round-trip");
@@ -34,6 +37,22 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (auto v = decode_group_value(value)) {
         auto back = decode_group_value(fjord::shared_bytes::adopt(encode_value(*v)));
         FJORD_ASSERT(back && *back == *v, "a group value does not round-trip");
+    }
+    if (auto e = decode_epoch_value(value)) {
+        FJORD_ASSERT(decode_epoch_value(fjord::shared_bytes::adopt(encode_epoch_value(*e))).value() == *e,
+                     "an epoch value does not round-trip");
+    }
+    if (auto v = decode_member_value(value)) {
+        auto back = decode_member_value(fjord::shared_bytes::adopt(encode_value(*v)));
+        FJORD_ASSERT(back && *back == *v, "a member value does not round-trip");
+    }
+    if (auto v = decode_target_value(value)) {
+        auto back = decode_target_value(fjord::shared_bytes::adopt(encode_value(*v)));
+        FJORD_ASSERT(back && *back == *v, "a target value does not round-trip");
+    }
+    if (auto v = decode_current_value(value)) {
+        auto back = decode_current_value(fjord::shared_bytes::adopt(encode_value(*v)));
+        FJORD_ASSERT(back && *back == *v, "a current assignment value does not round-trip");
     }
     group_partition(std::string_view(reinterpret_cast<const char*>(data), size), 50);
     return 0;

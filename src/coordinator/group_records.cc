@@ -87,6 +87,149 @@ std::vector<uint8_t> encode_key(const group_key& k) {
     return w.take();
 }
 
+std::vector<uint8_t> encode_key(const consumer_key& k) {
+    writer w(8 + k.group.size() + k.member.size());
+    w.i16(static_cast<int16_t>(k.type));
+    put_string(w, k.group);
+    if (k.type != consumer_record::group_metadata && k.type != consumer_record::target_metadata) {
+        put_string(w, k.member);
+    }
+    return w.take();
+}
+
+namespace {
+void put_cstring(writer& w, const std::optional<std::string>& s) {
+    if (!s) {
+        w.uvarint(0);
+        return;
+    }
+    w.uvarint(static_cast<uint32_t>(s->size() + 1));
+    w.raw(*s);
+}
+
+void put_partitions(writer& w, const id_partitions& ps) {
+    w.uvarint(static_cast<uint32_t>(ps.size() + 1));
+    for (const auto& [id, parts] : ps) {
+        w.write_uuid(id);
+        w.uvarint(static_cast<uint32_t>(parts.size() + 1));
+        for (int32_t p : parts) w.i32(p);
+        w.uvarint(0);  // tagged fields
+    }
+}
+
+id_partitions get_partitions(reader& r) {
+    id_partitions out;
+    int32_t n = r.array_length(true);
+    for (int32_t i = 0; i < n && r.ok(); ++i) {
+        protocol::uuid id = r.read_uuid();
+        std::vector<int32_t> parts;
+        int32_t m = r.array_length(true);
+        for (int32_t k = 0; k < m && r.ok(); ++k) parts.push_back(r.i32());
+        skip_tags(r);
+        out.emplace_back(id, std::move(parts));
+    }
+    return out;
+}
+
+bool version_zero(reader& r) {
+    return r.i16() == 0 && r.ok();
+}
+}  // namespace
+
+std::vector<uint8_t> encode_epoch_value(int32_t epoch) {
+    writer w(8);
+    w.i16(0);
+    w.i32(epoch);
+    w.uvarint(0);
+    return w.take();
+}
+
+std::vector<uint8_t> encode_value(const consumer_member_value& v) {
+    writer w(64);
+    w.i16(0);
+    put_cstring(w, v.instance_id);
+    put_cstring(w, v.rack_id);
+    put_cstring(w, v.client_id);
+    put_cstring(w, v.client_host);
+    w.uvarint(static_cast<uint32_t>(v.topic_names.size() + 1));
+    for (const auto& t : v.topic_names) put_cstring(w, t);
+    put_cstring(w, v.regex);
+    w.i32(v.rebalance_timeout);
+    put_cstring(w, v.server_assignor);
+    w.uvarint(0);
+    return w.take();
+}
+
+std::vector<uint8_t> encode_value(const id_partitions& target) {
+    writer w(32);
+    w.i16(0);
+    put_partitions(w, target);
+    w.uvarint(0);
+    return w.take();
+}
+
+std::vector<uint8_t> encode_value(const consumer_current_value& v) {
+    writer w(32);
+    w.i16(0);
+    w.i32(v.epoch);
+    w.i32(v.previous_epoch);
+    w.i8(v.state);
+    put_partitions(w, v.assigned);
+    put_partitions(w, v.revoking);
+    w.uvarint(0);
+    return w.take();
+}
+
+result<int32_t, group_record_errc> decode_epoch_value(shared_bytes value) {
+    reader r(std::move(value));
+    if (!version_zero(r)) return fail(group_record_errc::unknown_version);
+    int32_t epoch = r.i32();
+    skip_tags(r);
+    if (!r.ok()) return fail(group_record_errc::malformed);
+    return epoch;
+}
+
+result<consumer_member_value, group_record_errc> decode_member_value(shared_bytes value) {
+    reader r(std::move(value));
+    if (!version_zero(r)) return fail(group_record_errc::unknown_version);
+    consumer_member_value v;
+    v.instance_id = get_nullable(r, true);
+    v.rack_id = get_nullable(r, true);
+    v.client_id = get_string(r, true);
+    v.client_host = get_string(r, true);
+    int32_t n = r.array_length(true);
+    for (int32_t i = 0; i < n && r.ok(); ++i) v.topic_names.push_back(get_string(r, true));
+    v.regex = get_nullable(r, true);
+    v.rebalance_timeout = r.i32();
+    v.server_assignor = get_nullable(r, true);
+    skip_tags(r);
+    if (!r.ok()) return fail(group_record_errc::malformed);
+    return v;
+}
+
+result<id_partitions, group_record_errc> decode_target_value(shared_bytes value) {
+    reader r(std::move(value));
+    if (!version_zero(r)) return fail(group_record_errc::unknown_version);
+    auto out = get_partitions(r);
+    skip_tags(r);
+    if (!r.ok()) return fail(group_record_errc::malformed);
+    return out;
+}
+
+result<consumer_current_value, group_record_errc> decode_current_value(shared_bytes value) {
+    reader r(std::move(value));
+    if (!version_zero(r)) return fail(group_record_errc::unknown_version);
+    consumer_current_value v;
+    v.epoch = r.i32();
+    v.previous_epoch = r.i32();
+    v.state = r.i8();
+    v.assigned = get_partitions(r);
+    v.revoking = get_partitions(r);
+    skip_tags(r);
+    if (!r.ok()) return fail(group_record_errc::malformed);
+    return v;
+}
+
 std::vector<uint8_t> encode_value(const offset_value& v) {
     writer w(24 + v.metadata.size());
     w.i16(offset_value_version);
@@ -134,6 +277,14 @@ result<record_key, group_record_errc> decode_key(shared_bytes key) {
     if (type == 2) {
         group_key k;
         k.group = get_string(r, false);
+        if (!r.ok()) return fail(group_record_errc::malformed);
+        return record_key{std::move(k)};
+    }
+    if (type == 3 || type == 5 || type == 6 || type == 7 || type == 8) {
+        consumer_key k;
+        k.type = static_cast<consumer_record>(type);
+        k.group = get_string(r, false);
+        if (type != 3 && type != 6) k.member = get_string(r, false);
         if (!r.ok()) return fail(group_record_errc::malformed);
         return record_key{std::move(k)};
     }

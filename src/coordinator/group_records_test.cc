@@ -109,7 +109,7 @@ TEST(group_records, rejects_malformed_bytes) {
     w.i32(0x7fffffff);
     EXPECT_FALSE(decode_group_value(bytes_of(w.take())));
     // Other record types (KIP-848) are recognized, not decoded.
-    auto other = decode_key(bytes_of({0, 5, 0, 0}));
+    auto other = decode_key(bytes_of({0, 16, 0, 0}));
     ASSERT_TRUE(other);
     EXPECT_TRUE(std::holds_alternative<other_key>(*other));
 }
@@ -123,6 +123,77 @@ TEST(group_records, partition_matches_java_hash_code) {
     // Non-ASCII: "é" is one UTF-16 unit 0xE9; "😀" two (surrogates 0xD83D 0xDE00).
     EXPECT_EQ(group_partition("\xc3\xa9", 1000), 0xe9 % 1000);
     EXPECT_EQ(group_partition("\xf0\x9f\x98\x80", 100000), (31 * 0xd83d + 0xde00) % 100000);
+}
+
+}  // namespace
+}  // namespace fjord::coordinator
+
+namespace fjord::coordinator {
+namespace {
+
+shared_bytes hex(std::string_view h) {
+    std::vector<uint8_t> out;
+    for (size_t i = 0; i + 1 < h.size(); i += 2)
+        out.push_back(static_cast<uint8_t>(std::stoi(std::string(h.substr(i, 2)), nullptr, 16)));
+    return shared_bytes::adopt(std::move(out));
+}
+
+// Records a Kafka 4.4 broker wrote for a consumer-protocol group (one static
+// member "inst-1" of librdkafka, a regex subscription, the range assignor),
+// read back byte for byte: tagged fields Fjord does not write are skipped.
+TEST(group_records, reads_kafka_44_consumer_group_records) {
+    auto key = decode_key(hex("0005000564756d70670016385a4943726a4c61514c47737752544867304f455267"));
+    ASSERT_TRUE(key);
+    const auto& k = std::get<consumer_key>(*key);
+    EXPECT_EQ(k.type, consumer_record::member_metadata);
+    EXPECT_EQ(k.group, "dumpg");
+    EXPECT_EQ(k.member, "8ZICrjLaQLGswRTHg0OERg");
+    const auto raw_key = hex("0005000564756d70670016385a4943726a4c61514c47737752544867304f455267");
+    EXPECT_EQ(encode_key(k), std::vector<uint8_t>(raw_key.span().begin(), raw_key.span().end()));
+
+    auto m = decode_member_value(hex(
+        "000007696e73742d31000872646b61666b610b2f3132372e302e302e310108285e64382e2a29000493e00672616e676501000100"));
+    ASSERT_TRUE(m);
+    EXPECT_EQ(m->instance_id, "inst-1");
+    EXPECT_FALSE(m->rack_id);
+    EXPECT_EQ(m->client_id, "rdkafka");
+    EXPECT_EQ(m->client_host, "/127.0.0.1");
+    EXPECT_TRUE(m->topic_names.empty());
+    EXPECT_EQ(m->regex, "(^d8.*)");
+    EXPECT_EQ(m->rebalance_timeout, 300000);
+    EXPECT_EQ(m->server_assignor, "range");
+
+    // Group epoch 3 with the metadata hash as tagged field 0.
+    auto epoch = decode_epoch_value(hex("000000000003010008f23a6995b1a02551"));
+    ASSERT_TRUE(epoch);
+    EXPECT_EQ(*epoch, 3);
+    // Fjord writes the epoch without the tag: Kafka's own bytes minus it.
+    auto mine = encode_epoch_value(2);
+    EXPECT_EQ(mine, std::vector<uint8_t>({0, 0, 0, 0, 0, 2, 0}));
+
+    auto target = decode_target_value(hex("00000250b791ef87184d938a6b6448ee7204700300000000000000010000"));
+    ASSERT_TRUE(target);
+    ASSERT_EQ(target->size(), 1u);
+    EXPECT_EQ(target->front().second, (std::vector<int32_t>{0, 1}));
+    auto again = encode_value(*target);
+    EXPECT_EQ(decode_target_value(shared_bytes::adopt(again)).value(), *target);
+
+    // Current assignment with per-partition assignment epochs (tagged).
+    auto cur = decode_current_value(
+        hex("00000000000300000002000250b791ef87184d938a6b6448ee7204700300000000000000010100090300000003000000030100"));
+    ASSERT_TRUE(cur);
+    EXPECT_EQ(cur->epoch, 3);
+    EXPECT_EQ(cur->previous_epoch, 2);
+    EXPECT_EQ(cur->state, 0);
+    ASSERT_EQ(cur->assigned.size(), 1u);
+    EXPECT_EQ(cur->assigned.front().second, (std::vector<int32_t>{0, 1}));
+    EXPECT_TRUE(cur->revoking.empty());
+    EXPECT_EQ(decode_current_value(shared_bytes::adopt(encode_value(*cur))).value(), *cur);
+    // A static member gone for a restart: epoch -2.
+    auto left = decode_current_value(
+        hex("0000fffffffe00000002000250b791ef87184d938a6b6448ee7204700300000000000000010100090300000000000000000100"));
+    ASSERT_TRUE(left);
+    EXPECT_EQ(left->epoch, -2);
 }
 
 }  // namespace

@@ -174,6 +174,11 @@ struct group_state {
     std::map<std::string, coordinator::assignment> target;
     coordinator::topic_partitions subscribed;  // what the target was computed for
     std::string assignor_used;
+    // What the log holds for this consumer group, so only changes are
+    // written: the epochs and each member's records 5, 7 and 8 as encoded.
+    int32_t persisted_epoch = -1;
+    int32_t persisted_assignment_epoch = -1;
+    std::map<std::string, std::array<std::vector<uint8_t>, 3>> persisted;
 
     bool all_joined() const {
         if (!pending.empty()) return false;
@@ -462,6 +467,186 @@ struct consumer_ops {
             out.push_back(std::move(tp));
         }
         return out;
+    }
+
+    using record = std::pair<std::vector<uint8_t>, std::optional<std::vector<uint8_t>>>;
+
+    static coordinator::id_partitions ids(const cluster::metadata_image& img, const coordinator::assignment& a) {
+        coordinator::id_partitions out;
+        for (const auto& [t, ps] : a) {
+            const auto* info = img.find_topic(t);
+            if (!info || ps.empty()) continue;
+            out.emplace_back(info->id, std::vector<int32_t>(ps.begin(), ps.end()));
+        }
+        return out;
+    }
+
+    static coordinator::assignment names(const cluster::metadata_image& img, const coordinator::id_partitions& a) {
+        coordinator::assignment out;
+        for (const auto& [id, ps] : a) {
+            if (const auto* info = img.find_topic(id)) out[info->name].insert(ps.begin(), ps.end());
+        }
+        return out;
+    }
+
+    static std::array<std::vector<uint8_t>, 3> encode_member(const cluster::metadata_image& img, const group_state& g,
+                                                             const consumer_member& m) {
+        coordinator::consumer_member_value mv{m.instance_id, m.rack_id, m.client_id,         m.client_host,
+                                              m.topic_names, m.regex,   m.rebalance_timeout, m.assignor};
+        auto t = g.target.find(m.id);
+        coordinator::consumer_current_value cv{m.epoch, m.previous_epoch, static_cast<int8_t>(m.state),
+                                               ids(img, m.assigned), ids(img, m.revoking)};
+        return {coordinator::encode_value(mv),
+                coordinator::encode_value(t == g.target.end() ? coordinator::id_partitions{} : ids(img, t->second)),
+                coordinator::encode_value(cv)};
+    }
+
+    // The records that bring the log up to this group's state, in Kafka's
+    // order (members, group epoch, targets, assignment epoch, current
+    // assignments); the group then counts as persisted.
+    static std::vector<record> changes(const cluster::metadata_image& img, group_state& g) {
+        using coordinator::consumer_key;
+        using coordinator::consumer_record;
+        std::vector<record> members, epoch, targets, target_epoch, current, gone;
+        std::map<std::string, std::array<std::vector<uint8_t>, 3>> now;
+        for (const auto& [id, m] : g.cmembers) {
+            auto enc = encode_member(img, g, m);
+            auto old = g.persisted.find(id);
+            const bool known = old != g.persisted.end();
+            if (!known || old->second[0] != enc[0]) {
+                members.emplace_back(encode_key(consumer_key{consumer_record::member_metadata, g.id, id}), enc[0]);
+            }
+            if (!known || old->second[1] != enc[1]) {
+                targets.emplace_back(encode_key(consumer_key{consumer_record::target_member, g.id, id}), enc[1]);
+            }
+            if (!known || old->second[2] != enc[2]) {
+                current.emplace_back(encode_key(consumer_key{consumer_record::current_assignment, g.id, id}), enc[2]);
+            }
+            now[id] = std::move(enc);
+        }
+        for (const auto& [id, enc] : g.persisted) {
+            if (now.count(id)) continue;
+            for (auto type : {consumer_record::current_assignment, consumer_record::target_member,
+                              consumer_record::member_metadata}) {
+                gone.emplace_back(encode_key(consumer_key{type, g.id, id}), std::nullopt);
+            }
+        }
+        if (g.group_epoch != g.persisted_epoch) {
+            epoch.emplace_back(encode_key(consumer_key{consumer_record::group_metadata, g.id, {}}),
+                               coordinator::encode_epoch_value(g.group_epoch));
+        }
+        if (g.assignment_epoch != g.persisted_assignment_epoch) {
+            target_epoch.emplace_back(encode_key(consumer_key{consumer_record::target_metadata, g.id, {}}),
+                                      coordinator::encode_epoch_value(g.assignment_epoch));
+        }
+        g.persisted = std::move(now);
+        g.persisted_epoch = g.group_epoch;
+        g.persisted_assignment_epoch = g.assignment_epoch;
+        std::vector<record> out = std::move(gone);
+        for (auto* part : {&members, &epoch, &targets, &target_epoch, &current}) {
+            for (auto& r : *part) out.push_back(std::move(r));
+        }
+        return out;
+    }
+
+    // Tombstones for a consumer group's own records (it is deleted).
+    static std::vector<record> tombstones(const group_state& g) {
+        using coordinator::consumer_key;
+        using coordinator::consumer_record;
+        std::vector<record> out;
+        if (g.persisted_assignment_epoch >= 0) {
+            out.emplace_back(encode_key(consumer_key{consumer_record::target_metadata, g.id, {}}), std::nullopt);
+        }
+        if (g.persisted_epoch >= 0) {
+            out.emplace_back(encode_key(consumer_key{consumer_record::group_metadata, g.id, {}}), std::nullopt);
+        }
+        return out;
+    }
+
+    // Replays one consumer-group record (loading).
+    static void apply(const cluster::metadata_image& img, group_state& g, const coordinator::consumer_key& k,
+                      const std::optional<shared_bytes>& value) {
+        using coordinator::consumer_record;
+        g.has_metadata = true;
+        switch (k.type) {
+            case consumer_record::group_metadata:
+                if (!value) {
+                    g.consumer = false;
+                    g.cmembers.clear();
+                    g.target.clear();
+                    g.group_epoch = g.assignment_epoch = 0;
+                    g.persisted_epoch = g.persisted_assignment_epoch = -1;
+                    g.persisted.clear();
+                    return;
+                }
+                if (auto e = coordinator::decode_epoch_value(*value)) {
+                    g.consumer = true;
+                    g.protocol_type = "consumer";
+                    g.group_epoch = g.persisted_epoch = *e;
+                }
+                return;
+            case consumer_record::target_metadata:
+                if (value) {
+                    if (auto e = coordinator::decode_epoch_value(*value)) {
+                        g.assignment_epoch = g.persisted_assignment_epoch = *e;
+                    }
+                }
+                return;
+            case consumer_record::member_metadata: {
+                if (!value) {
+                    g.cmembers.erase(k.member);
+                    g.target.erase(k.member);
+                    return;
+                }
+                auto v = coordinator::decode_member_value(*value);
+                if (!v) return;
+                auto& m = g.cmembers[k.member];
+                m.id = k.member;
+                m.instance_id = v->instance_id;
+                m.rack_id = v->rack_id;
+                m.client_id = v->client_id;
+                m.client_host = v->client_host;
+                m.topic_names = v->topic_names;
+                m.regex = v->regex;
+                m.rebalance_timeout = v->rebalance_timeout;
+                m.assignor = v->server_assignor;
+                return;
+            }
+            case consumer_record::target_member:
+                if (!value) {
+                    g.target.erase(k.member);
+                } else if (auto t = coordinator::decode_target_value(*value)) {
+                    g.target[k.member] = names(img, *t);
+                }
+                return;
+            case consumer_record::current_assignment:
+                if (value && g.cmembers.count(k.member)) {
+                    if (auto c = coordinator::decode_current_value(*value)) {
+                        auto& m = g.cmembers[k.member];
+                        m.epoch = c->epoch;
+                        m.previous_epoch = c->previous_epoch;
+                        m.state = c->state == 1   ? mstate::unrevoked
+                                  : c->state == 2 ? mstate::unreleased
+                                                  : mstate::stable;
+                        m.assigned = names(img, c->assigned);
+                        m.revoking = names(img, c->revoking);
+                    }
+                }
+                return;
+        }
+    }
+
+    // After loading: timers start now; what was read counts as persisted.
+    static void loaded(const cluster::metadata_image& img, group_state& g, int64_t now, int32_t session_ms) {
+        g.statics.clear();
+        for (auto& [id, m] : g.cmembers) {
+            m.deadline = now + session_ms;
+            m.revoke_deadline = now + m.rebalance_timeout;
+            m.assignment_changed = true;
+            if (m.instance_id) g.statics[*m.instance_id] = id;
+        }
+        g.subscribed = subscription(img, g);
+        for (const auto& [id, m] : g.cmembers) g.persisted[id] = encode_member(img, g, m);
     }
 
     static std::string new_member_id() {
@@ -768,6 +953,21 @@ struct group_ops {
         if (e != error::none) log_warn("group {}: storing its metadata failed (error {})", id, e);
     }
 
+    // Writes a consumer group's changes made outside a heartbeat (a member
+    // fenced by a timer, new topics or partitions).
+    static net::awaitable<void> persist_detached(group_coordinator* gc, std::string id) {
+        auto* g = find(*gc, id);
+        if (!g || !g->consumer) co_return;
+        auto recs = consumer_ops::changes(*gc->sh_.image, *g);
+        auto w = write(*gc, g->partition, std::move(recs));
+        int16_t e = co_await std::move(w);
+        if (e != error::none) log_warn("group {}: storing its state failed (error {})", id, e);
+    }
+
+    static void spawn_persist(group_coordinator& gc, const std::string& id) {
+        asio::co_spawn(gc.sh_.owner.shards().context(gc.sh_.id), persist_detached(&gc, id), asio::detached);
+    }
+
     static void spawn_store(group_coordinator& gc, const std::string& id) {
         asio::co_spawn(gc.sh_.owner.shards().context(gc.sh_.id), store_detached(&gc, id), asio::detached);
     }
@@ -858,6 +1058,7 @@ struct group_ops {
                 log_info("group {}: member {} fenced (session or revocation timeout)", id, mid);
                 consumer_ops::remove(gc, *g, mid);
             }
+            if (!fenced.empty()) spawn_persist(gc, id);
             if (g->state == gstate::preparing && g->join_deadline <= now) {
                 if (g->initial_delay && g->joined_in_delay && g->delay_remaining > 0) {
                     const int64_t step =
@@ -952,6 +1153,16 @@ struct group_ops {
             g->partition = part;
             g->offsets[{ok->topic, ok->partition}] =
                 committed_offset{v->offset, v->leader_epoch, v->metadata, v->commit_timestamp, v->expire_timestamp};
+            return;
+        }
+        if (const auto* ck = std::get_if<coordinator::consumer_key>(&key)) {
+            auto* g = find(gc, ck->group);
+            if (!g) {
+                if (!value) return;
+                g = &create(gc, ck->group);
+            }
+            g->partition = part;
+            consumer_ops::apply(*gc.sh_.image, *g, *ck, value);
             return;
         }
         if (const auto* gk = std::get_if<group_key>(&key)) {
@@ -1061,7 +1272,9 @@ struct group_ops {
                 continue;
             }
             ++groups;
-            if (!g->members.empty()) {
+            if (g->consumer) {
+                consumer_ops::loaded(*gc->sh_.image, *g, now, gc->sh_.owner.config().consumer_session_timeout_ms);
+            } else if (!g->members.empty()) {
                 g->state = gstate::stable;
                 for (auto& [mid, m] : g->members) m.deadline = now + m.session_timeout;
             }
@@ -1118,7 +1331,10 @@ void group_coordinator::image_applied() {
     }
     // New topics (regex subscriptions) and partitions move consumer groups.
     for (auto& [id, g] : groups_) {
-        if (g->consumer && !g->cmembers.empty()) consumer_ops::bump(*this, *g, false);
+        if (!g->consumer || g->cmembers.empty() || !loaded_.count(g->partition)) continue;
+        const int32_t before = g->group_epoch;
+        consumer_ops::bump(*this, *g, false);
+        if (g->group_epoch != before) group_ops::spawn_persist(*this, id);
     }
     for (int32_t part : owned) {
         if (loaded_.count(part) || loading_.count(part)) continue;
@@ -1651,6 +1867,7 @@ net::awaitable<int16_t> group_coordinator::delete_group(std::string group_id) {
     for (const auto& [tp, c] : g->offsets) {
         recs.emplace_back(encode_key(offset_key{group_id, tp.first, tp.second}), std::nullopt);
     }
+    for (auto& r : consumer_ops::tombstones(*g)) recs.push_back(std::move(r));
     recs.emplace_back(encode_key(group_key{group_id}), std::nullopt);
     const int32_t part = g->partition;
     auto wr = group_ops::write(*this, part, std::move(recs));
@@ -1777,23 +1994,30 @@ net::awaitable<gen::consumer_group_heartbeat_response> group_coordinator::consum
     if (epoch < 0) {
         resp.member_id = req.member_id;
         resp.member_epoch = epoch;
-        if (!g || !g->consumer || !g->cmembers.count(req.member_id)) co_return fail_with(error::unknown_member_id);
+        if (!g || !g->consumer) {
+            co_return fail_with(error::group_id_not_found, fmt::format("Group {} not found.", req.group_id));
+        }
+        if (!g->cmembers.count(req.member_id)) co_return fail_with(error::unknown_member_id);
         auto& m = g->cmembers.at(req.member_id);
         if (epoch == -2) {
+            m.previous_epoch = m.epoch;
             m.epoch = -2;
             m.deadline = now + cfg.consumer_session_timeout_ms;
             group_ops::schedule(*this, m.deadline);
         } else {
             consumer_ops::remove(*this, *g, req.member_id);
         }
+        auto wr = group_ops::write(*this, g->partition, consumer_ops::changes(img, *g));
+        if (int16_t e = co_await std::move(wr)) co_return fail_with(e);
         co_return resp;
     }
     if (!g) {
-        if (epoch != 0) co_return fail_with(error::unknown_member_id);
+        if (epoch != 0)
+            co_return fail_with(error::group_id_not_found, fmt::format("Group {} not found.", req.group_id));
         g = &group_ops::create(*this, req.group_id);
     }
     if (!g->consumer) {
-        if (g->state != gstate::empty || !g->members.empty()) {
+        if (epoch != 0 || g->state != gstate::empty || !g->members.empty()) {
             co_return fail_with(error::group_id_not_found,
                                 fmt::format("Group {} is not a consumer group.", req.group_id));
         }
@@ -1918,6 +2142,15 @@ net::awaitable<gen::consumer_group_heartbeat_response> group_coordinator::consum
             consumer_ops::by_id<gen::consumer_group_heartbeat_response::topic_partitions>(img, me.assigned, false);
         resp.assignment = std::move(a);
         me.assignment_changed = false;
+    }
+    // Answered once the change is durable in the group's partition.
+    auto recs = consumer_ops::changes(img, *g);
+    if (!recs.empty()) {
+        auto wr = group_ops::write(*this, g->partition, std::move(recs));
+        if (int16_t e = co_await std::move(wr)) {
+            resp.assignment.reset();
+            co_return fail_with(e);
+        }
     }
     co_return resp;
 }

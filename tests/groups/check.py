@@ -782,6 +782,8 @@ def scenario_848(port, tag):
         step("consumer join of an empty classic group", {"error": r["error"]})
         step("offsets kept across the switch", fetch_offsets(c, g2, "gt", [0]))
         step("leave", {"error": cg_heartbeat(c, g2, "s1", -1)["error"]})
+        step("leave again", {"error": cg_heartbeat(c, g2, "s1", -1)["error"]})
+        step("leave unknown group", {"error": cg_heartbeat(c, g2 + "-none", "s1", -1)["error"]})
     finally:
         c.close()
     return out
@@ -789,10 +791,6 @@ def scenario_848(port, tag):
 
 # Where Fjord answers differently on purpose (docs/compatibility.md):
 KNOWN_848_DIFFERENCES = {
-    # Consumer-group membership is not persisted yet: after a restart a member
-    # must hear UNKNOWN_MEMBER_ID (it rejoins), not GROUP_ID_NOT_FOUND (fatal
-    # to the Java consumer). Fjord answers so for a missing group always.
-    "unknown member, no group": ({"error": 69}, {"error": 25}),
     # Kafka lets classic members join a consumer group (online migration);
     # Fjord does not yet.
     "classic join to a consumer group": ({"error": 79}, {"error": 23}),
@@ -822,6 +820,16 @@ def part_kip848(fjord, kafka):
     log(f"kip848: {len(want) - bad - known}/{len(want)} ConsumerGroupHeartbeat/Describe steps answer as Kafka "
         f"does, {known} known differences, {bad} mismatches")
     ok = bad == 0
+    # Fjord's records of a consumer group are Kafka's: DumpLogSegments decodes them.
+    group = f"kip848-{tag}"
+    seg = os.path.join(fjord.dir, "data", f"__consumer_offsets-{java_partition(group)}", "00000000000000000000.log")
+    rc, out = tool("org.apache.kafka.tools.DumpLogSegments", "--offsets-decoder", "--files", seg)
+    kinds = set(re.findall(r'key: \{"type":"(\d+)","data":\{"groupId":"' + re.escape(group) + '"', out))
+    if rc != 0 or not {"3", "5", "6", "7", "8"} <= kinds or "Exception" in out:
+        log(f"  DumpLogSegments on Fjord's consumer group records: types {sorted(kinds)}:\n{out[-3000:]}")
+        ok = False
+    else:
+        log(f"kip848: Kafka's DumpLogSegments decodes Fjord's consumer group records (types {sorted(kinds)})")
     # The Java consumer with group.protocol=consumer, on both brokers.
     topic = f"k848-java-{tag}"
     for b in (kafka, fjord):
@@ -1006,6 +1014,30 @@ def clients_regex(fjord, tag):
         m.close()
 
 
+def clients_848_restart(fjord, tag):
+    """KIP-848 membership survives a broker restart: the member keeps its
+    epoch and partitions (no revocation, no new assignment) and reads on."""
+    topic, group = f"r848-{tag}", f"r848-{tag}"
+    ensure_topic(fjord.port, topic)
+    m = Member(fjord.bootstrap, group, topic, "consumer-protocol", commit_each=False)
+    try:
+        wait_for(lambda: len(m.owned) == PARTITIONS, 60, "the member owning 12 partitions")
+        time.sleep(1)
+        assigns = m.assigns
+        for how in (signal.SIGTERM, signal.SIGKILL):
+            fjord.stop(how)
+            fjord.start()
+            produce(fjord.bootstrap, topic, [b"after-" + how.name.encode()] * 24)
+            wait_for(lambda: b"after-" + how.name.encode() in m.records, 60, f"records after a {how.name} restart")
+            time.sleep(2)
+            assert m.assigns == assigns and len(m.owned) == PARTITIONS, \
+                f"after {how.name}: assignments {m.assigns} (was {assigns}), owned {sorted(m.owned)}"
+        log("clients: consumer protocol: a member keeps its partitions across a broker SIGTERM and SIGKILL "
+            "(membership replayed from __consumer_offsets)")
+    finally:
+        m.close()
+
+
 def clients_kill(fjord, tag):
     topic, group = f"kill-{tag}", f"kill-{tag}"
     ensure_topic(fjord.port, topic)
@@ -1129,6 +1161,7 @@ def part_clients(fjord, with_kafka_python):
     if confluent_kafka.libversion()[1] >= 0x020A0000:
         clients_assignors(fjord, tag, ("consumer-protocol",))
         clients_regex(fjord, tag)
+        clients_848_restart(fjord, tag)
     else:
         log(f"clients: librdkafka {confluent_kafka.libversion()[0]} predates the consumer group protocol (KIP-848)")
     clients_kill(fjord, tag)
