@@ -1428,7 +1428,9 @@ net::awaitable<gen::join_group_response> group_coordinator::join(gen::join_group
 
     if (unknown) {
         const size_t max = static_cast<size_t>(cfg.group_max_size);
-        if (g->members.size() + g->pending.size() >= max) co_return fail_with(error::group_max_size_reached);
+        // Members count, ids handed out (KIP-394) do not (they are checked
+        // when they come back).
+        if (g->members.size() >= max) co_return fail_with(error::group_max_size_reached);
         if (!g->supports(req.protocol_type, protocols)) co_return fail_with(error::inconsistent_group_protocol);
         const std::string new_id = group_ops::new_member_id(*this, req.group_instance_id.value_or(client_id));
         if (req.group_instance_id && g->statics.count(*req.group_instance_id)) {
@@ -1481,6 +1483,11 @@ net::awaitable<gen::join_group_response> group_coordinator::join(gen::join_group
             add_and_rebalance(new_id);
         }
     } else if (g->pending.count(req.member_id)) {
+        if (g->members.size() >= static_cast<size_t>(cfg.group_max_size)) {
+            g->pending.erase(req.member_id);
+            group_ops::maybe_complete_join(*this, *g);
+            co_return fail_with(error::group_max_size_reached);
+        }
         if (!g->supports(req.protocol_type, protocols)) co_return fail_with(error::inconsistent_group_protocol);
         add_and_rebalance(req.member_id);
     } else {
