@@ -70,18 +70,19 @@ def free_port():
 class Fjord:
     name = "fjord"
 
-    def __init__(self, binary, work):
+    def __init__(self, binary, work, name="fjord", extra=None):
         self.binary = binary
-        self.dir = os.path.join(work, "fjord")
+        self.dir = os.path.join(work, name)
         self.proc = None
         self.port = free_port()
         self.smp = 2
+        self.config = dict(BROKER_CONFIG, **(extra or {}))
 
     def start(self):
         os.makedirs(self.dir, exist_ok=True)
         args = [self.binary, "start", "--smp", str(self.smp), "--log-dirs", os.path.join(self.dir, "data"),
                 "--override", f"listeners=PLAINTEXT://127.0.0.1:{self.port}"]
-        for k, v in BROKER_CONFIG.items():
+        for k, v in self.config.items():
             args += ["--override", f"{k}={v}"]
         logf = open(os.path.join(self.dir, "broker.log"), "ab")
         self.proc = subprocess.Popen(args, stdout=logf, stderr=subprocess.STDOUT)
@@ -862,7 +863,7 @@ class Member:
     def __init__(self, bootstrap, group, topic, strategy, extra=None, commit_each=True):
         from confluent_kafka import Consumer
         conf = {"bootstrap.servers": bootstrap, "group.id": group, "auto.offset.reset": "earliest",
-                "enable.auto.commit": False}
+                "enable.auto.commit": False, "log_level": 2}  # the restarts' reconnects are expected
         if strategy == "consumer-protocol":  # KIP-848: the broker assigns
             conf["group.protocol"] = "consumer"
         else:
@@ -1153,10 +1154,49 @@ def clients_kafka_python(fjord, tag):
         f"({len(seen) - len(set(seen))} re-read during the first rebalance)")
 
 
+def retention_start(fjord, tag):
+    """offsets.retention.minutes: commits of an empty group, on a second
+    broker with a 1-minute retention (the least Kafka allows) checked every
+    second; retention_check() runs after the other client tests."""
+    group = f"ret-{tag}"
+    other = Fjord(fjord.binary, os.path.dirname(fjord.dir), "fjord-retention",
+                  {"offsets.retention.minutes": "1", "offsets.retention.check.interval.ms": "1000"})
+    other.start()
+    c = Conn(other.port)
+    try:
+        wait_for(lambda: find_coordinator(c, group)["error"] == 0 and describe(c, group)["error"] == 0, 60,
+                 "the coordinator")
+        ensure_topic(other.port, "gt")
+        assert commit(c, group, -1, "", [("gt", 0, 7), ("gt", 1, 8)])["errors"] == [0, 0]
+        assert fetch_offsets(c, group, "gt", [0])["partitions"][0][1] == 7
+    finally:
+        c.close()
+    return other, group, time.monotonic()
+
+
+def retention_check(other, group, committed_at):
+    try:
+        c = Conn(other.port)
+        try:
+            wait_for(lambda: fetch_offsets(c, group, "gt", [0, 1])["partitions"] == [(0, -1, "", 0), (1, -1, "", 0)],
+                     90, "the offsets to expire")
+            took = time.monotonic() - committed_at
+            assert took >= 59, f"offsets expired after {took:.0f}s, before offsets.retention.minutes=1"
+            gone = all(g != group for g, _ in list_groups_v2(c))
+            assert gone, "the empty group without offsets is still listed"
+        finally:
+            c.close()
+        log(f"clients: an empty group's offsets expired {took:.0f}s after the commit "
+            "(offsets.retention.minutes=1), and the group with them")
+    finally:
+        other.stop()
+
+
 def part_clients(fjord, with_kafka_python):
     import confluent_kafka
     log(f"clients: confluent-kafka {confluent_kafka.version()[0]}, librdkafka {confluent_kafka.libversion()[0]}")
     tag = str(int(time.time()))
+    retention = retention_start(fjord, tag) if with_kafka_python else None
     clients_assignors(fjord, tag)
     if confluent_kafka.libversion()[1] >= 0x020A0000:
         clients_assignors(fjord, tag, ("consumer-protocol",))
@@ -1169,6 +1209,8 @@ def part_clients(fjord, with_kafka_python):
     if with_kafka_python:
         clients_kafka_python(fjord, tag)
     clients_restart(fjord, tag)
+    if retention:
+        retention_check(*retention)
     return True
 
 
