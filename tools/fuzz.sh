@@ -11,7 +11,7 @@ mkdir -p "$corpus"
 for target in request_fuzz message_fuzz record_batch_fuzz metadata_record_fuzz group_record_fuzz; do
   exe="$bin/$target"
   [ "$target" = metadata_record_fuzz ] && exe=build/fuzz/src/cluster/$target
-  [ "$target" = group_record_fuzz ] && exe=build/fuzz/src/coordinator/$target
+  [ "$target" = group_record_fuzz ] && exe=build/fuzz/src/groups/$target
   [ -x "$exe" ] || { echo "fuzz: $target was not built"; exit 1; }
   dir="$corpus/$target"
   mkdir -p "$dir"

@@ -5,7 +5,7 @@
 // group's part on the shard whose coordinator owns the group
 // (group_coordinator.h).
 #include "base/logger.h"
-#include "coordinator/group_records.h"
+#include "groups/group_records.h"
 #include "kafka/broker.h"
 #include "kafka/dispatcher.h"
 #include "kafka/errors.h"
@@ -14,7 +14,7 @@
 
 namespace fjord::kafka {
 namespace gen = protocol::gen;
-using coordinator::group_partition;
+using groups::group_partition;
 
 namespace {
 unsigned coordinator_shard(const shard_ctx& sh, const std::string& group) {

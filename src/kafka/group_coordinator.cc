@@ -8,8 +8,8 @@
 
 #include "base/logger.h"
 #include "base/metrics.h"
-#include "coordinator/assignors.h"
-#include "coordinator/group_records.h"
+#include "groups/assignors.h"
+#include "groups/group_records.h"
 #include "kafka/broker.h"
 #include "kafka/errors.h"
 #include "protocol/record_batch.h"
@@ -18,18 +18,18 @@
 namespace fjord::kafka {
 namespace gen = protocol::gen;
 namespace asio = net::asio;
-using coordinator::decode_group_value;
-using coordinator::decode_key;
-using coordinator::decode_offset_value;
-using coordinator::encode_key;
-using coordinator::encode_value;
-using coordinator::group_key;
-using coordinator::group_member_value;
-using coordinator::group_partition;
-using coordinator::group_value;
-using coordinator::offset_key;
-using coordinator::offset_value;
-using coordinator::record_key;
+using groups::decode_group_value;
+using groups::decode_key;
+using groups::decode_offset_value;
+using groups::encode_key;
+using groups::encode_value;
+using groups::group_key;
+using groups::group_member_value;
+using groups::group_partition;
+using groups::group_value;
+using groups::offset_key;
+using groups::offset_value;
+using groups::record_key;
 
 namespace {
 counter rebalances("fjord_group_rebalances_total", "Classic group generations completed (join phases)");
@@ -133,8 +133,8 @@ struct consumer_member {
     // stable: has its target; unrevoked: must give up `revoking` first;
     // unreleased: has its target epoch, waits for partitions others still own.
     enum class mstate : uint8_t { stable, unrevoked, unreleased } state = mstate::stable;
-    coordinator::assignment assigned;
-    coordinator::assignment revoking;
+    groups::assignment assigned;
+    groups::assignment revoking;
     bool assignment_changed = true;  // not yet sent in a heartbeat answer
     int64_t deadline = 0;            // steady ms: the session expires
     int64_t revoke_deadline = 0;     // steady ms: must have revoked by then
@@ -171,8 +171,8 @@ struct group_state {
     int32_t group_epoch = 0;
     int32_t assignment_epoch = 0;
     std::map<std::string, consumer_member> cmembers;
-    std::map<std::string, coordinator::assignment> target;
-    coordinator::topic_partitions subscribed;  // what the target was computed for
+    std::map<std::string, groups::assignment> target;
+    groups::topic_partitions subscribed;  // what the target was computed for
     std::string assignor_used;
     // What the log holds for this consumer group, so only changes are
     // written: the epochs and each member's records 5, 7 and 8 as encoded.
@@ -288,8 +288,8 @@ struct consumer_ops {
         return out;
     }
 
-    static coordinator::topic_partitions subscription(const cluster::metadata_image& img, const group_state& g) {
-        coordinator::topic_partitions out;
+    static groups::topic_partitions subscription(const cluster::metadata_image& img, const group_state& g) {
+        groups::topic_partitions out;
         for (const auto& [id, m] : g.cmembers) {
             for (const auto& t : member_topics(img, m)) {
                 out[t] = static_cast<int32_t>(img.find_topic(t)->partitions.size());
@@ -321,7 +321,7 @@ struct consumer_ops {
             g.subscribed = std::move(sub);
         }
         if (g.group_epoch <= g.assignment_epoch) return;
-        coordinator::assignor_input in;
+        groups::assignor_input in;
         for (const auto& [id, m] : g.cmembers) {
             auto& am = in[id];
             am.topics = member_topics(img, m);
@@ -329,8 +329,8 @@ struct consumer_ops {
             if (t != g.target.end()) am.current = t->second;
         }
         g.assignor_used = choose_assignor(gc, g);
-        g.target = g.assignor_used == "range" ? coordinator::assign_range(in, g.subscribed)
-                                              : coordinator::assign_uniform(in, g.subscribed);
+        g.target = g.assignor_used == "range" ? groups::assign_range(in, g.subscribed)
+                                              : groups::assign_uniform(in, g.subscribed);
         g.assignment_epoch = g.group_epoch;
     }
 
@@ -345,7 +345,7 @@ struct consumer_ops {
         return false;
     }
 
-    static bool has_any(const coordinator::assignment& a, const coordinator::assignment& owned) {
+    static bool has_any(const groups::assignment& a, const groups::assignment& owned) {
         for (const auto& [t, ps] : owned) {
             auto it = a.find(t);
             if (it == a.end()) continue;
@@ -356,7 +356,7 @@ struct consumer_ops {
         return false;
     }
 
-    static bool subset(const coordinator::assignment& small, const coordinator::assignment& big) {
+    static bool subset(const groups::assignment& small, const groups::assignment& big) {
         for (const auto& [t, ps] : small) {
             auto it = big.find(t);
             for (int32_t p : ps) {
@@ -369,7 +369,7 @@ struct consumer_ops {
     // Moves the member towards the target (Kafka's reconciliation): revoke
     // what it must give up first, then take the new epoch and every target
     // partition no other member still holds.
-    static void reconcile(group_state& g, consumer_member& m, const std::optional<coordinator::assignment>& owned,
+    static void reconcile(group_state& g, consumer_member& m, const std::optional<groups::assignment>& owned,
                           int64_t now) {
         if (m.state == mstate::unrevoked) {
             // Revoked once what it reports owning holds none of them.
@@ -379,7 +379,7 @@ struct consumer_ops {
         }
         const auto& target = g.target[m.id];
         if (m.epoch == g.assignment_epoch && m.state == mstate::stable) return;
-        coordinator::assignment keep, revoke;
+        groups::assignment keep, revoke;
         for (const auto& [t, ps] : m.assigned) {
             auto it = target.find(t);
             for (int32_t p : ps) {
@@ -399,7 +399,7 @@ struct consumer_ops {
             return;
         }
         bool waiting = false;
-        coordinator::assignment next = keep;
+        groups::assignment next = keep;
         for (const auto& [t, ps] : target) {
             for (int32_t p : ps) {
                 if (next.count(t) && next[t].count(p)) continue;
@@ -438,11 +438,11 @@ struct consumer_ops {
         return "Stable";
     }
 
-    static std::optional<coordinator::assignment> by_name(
+    static std::optional<groups::assignment> by_name(
         const cluster::metadata_image& img,
         const std::optional<std::vector<gen::consumer_group_heartbeat_request::topic_partitions_data>>& tps) {
         if (!tps) return std::nullopt;
-        coordinator::assignment out;
+        groups::assignment out;
         for (const auto& tp : *tps) {
             const auto* info = img.find_topic(tp.topic_id);
             if (!info) continue;
@@ -452,7 +452,7 @@ struct consumer_ops {
     }
 
     template <typename TopicPartitions>
-    static std::vector<TopicPartitions> by_id(const cluster::metadata_image& img, const coordinator::assignment& a,
+    static std::vector<TopicPartitions> by_id(const cluster::metadata_image& img, const groups::assignment& a,
                                               bool with_names) {
         std::vector<TopicPartitions> out;
         for (const auto& [t, ps] : a) {
@@ -471,8 +471,8 @@ struct consumer_ops {
 
     using record = std::pair<std::vector<uint8_t>, std::optional<std::vector<uint8_t>>>;
 
-    static coordinator::id_partitions ids(const cluster::metadata_image& img, const coordinator::assignment& a) {
-        coordinator::id_partitions out;
+    static groups::id_partitions ids(const cluster::metadata_image& img, const groups::assignment& a) {
+        groups::id_partitions out;
         for (const auto& [t, ps] : a) {
             const auto* info = img.find_topic(t);
             if (!info || ps.empty()) continue;
@@ -481,8 +481,8 @@ struct consumer_ops {
         return out;
     }
 
-    static coordinator::assignment names(const cluster::metadata_image& img, const coordinator::id_partitions& a) {
-        coordinator::assignment out;
+    static groups::assignment names(const cluster::metadata_image& img, const groups::id_partitions& a) {
+        groups::assignment out;
         for (const auto& [id, ps] : a) {
             if (const auto* info = img.find_topic(id)) out[info->name].insert(ps.begin(), ps.end());
         }
@@ -491,22 +491,22 @@ struct consumer_ops {
 
     static std::array<std::vector<uint8_t>, 3> encode_member(const cluster::metadata_image& img, const group_state& g,
                                                              const consumer_member& m) {
-        coordinator::consumer_member_value mv{m.instance_id, m.rack_id, m.client_id,         m.client_host,
-                                              m.topic_names, m.regex,   m.rebalance_timeout, m.assignor};
+        groups::consumer_member_value mv{m.instance_id, m.rack_id, m.client_id,         m.client_host,
+                                         m.topic_names, m.regex,   m.rebalance_timeout, m.assignor};
         auto t = g.target.find(m.id);
-        coordinator::consumer_current_value cv{m.epoch, m.previous_epoch, static_cast<int8_t>(m.state),
-                                               ids(img, m.assigned), ids(img, m.revoking)};
-        return {coordinator::encode_value(mv),
-                coordinator::encode_value(t == g.target.end() ? coordinator::id_partitions{} : ids(img, t->second)),
-                coordinator::encode_value(cv)};
+        groups::consumer_current_value cv{m.epoch, m.previous_epoch, static_cast<int8_t>(m.state), ids(img, m.assigned),
+                                          ids(img, m.revoking)};
+        return {groups::encode_value(mv),
+                groups::encode_value(t == g.target.end() ? groups::id_partitions{} : ids(img, t->second)),
+                groups::encode_value(cv)};
     }
 
     // The records that bring the log up to this group's state, in Kafka's
     // order (members, group epoch, targets, assignment epoch, current
     // assignments); the group then counts as persisted.
     static std::vector<record> changes(const cluster::metadata_image& img, group_state& g) {
-        using coordinator::consumer_key;
-        using coordinator::consumer_record;
+        using groups::consumer_key;
+        using groups::consumer_record;
         std::vector<record> members, epoch, targets, target_epoch, current, gone;
         std::map<std::string, std::array<std::vector<uint8_t>, 3>> now;
         for (const auto& [id, m] : g.cmembers) {
@@ -533,11 +533,11 @@ struct consumer_ops {
         }
         if (g.group_epoch != g.persisted_epoch) {
             epoch.emplace_back(encode_key(consumer_key{consumer_record::group_metadata, g.id, {}}),
-                               coordinator::encode_epoch_value(g.group_epoch));
+                               groups::encode_epoch_value(g.group_epoch));
         }
         if (g.assignment_epoch != g.persisted_assignment_epoch) {
             target_epoch.emplace_back(encode_key(consumer_key{consumer_record::target_metadata, g.id, {}}),
-                                      coordinator::encode_epoch_value(g.assignment_epoch));
+                                      groups::encode_epoch_value(g.assignment_epoch));
         }
         g.persisted = std::move(now);
         g.persisted_epoch = g.group_epoch;
@@ -551,8 +551,8 @@ struct consumer_ops {
 
     // Tombstones for a consumer group's own records (it is deleted).
     static std::vector<record> tombstones(const group_state& g) {
-        using coordinator::consumer_key;
-        using coordinator::consumer_record;
+        using groups::consumer_key;
+        using groups::consumer_record;
         std::vector<record> out;
         if (g.persisted_assignment_epoch >= 0) {
             out.emplace_back(encode_key(consumer_key{consumer_record::target_metadata, g.id, {}}), std::nullopt);
@@ -564,9 +564,9 @@ struct consumer_ops {
     }
 
     // Replays one consumer-group record (loading).
-    static void apply(const cluster::metadata_image& img, group_state& g, const coordinator::consumer_key& k,
+    static void apply(const cluster::metadata_image& img, group_state& g, const groups::consumer_key& k,
                       const std::optional<shared_bytes>& value) {
-        using coordinator::consumer_record;
+        using groups::consumer_record;
         g.has_metadata = true;
         switch (k.type) {
             case consumer_record::group_metadata:
@@ -579,7 +579,7 @@ struct consumer_ops {
                     g.persisted.clear();
                     return;
                 }
-                if (auto e = coordinator::decode_epoch_value(*value)) {
+                if (auto e = groups::decode_epoch_value(*value)) {
                     g.consumer = true;
                     g.protocol_type = "consumer";
                     g.group_epoch = g.persisted_epoch = *e;
@@ -587,7 +587,7 @@ struct consumer_ops {
                 return;
             case consumer_record::target_metadata:
                 if (value) {
-                    if (auto e = coordinator::decode_epoch_value(*value)) {
+                    if (auto e = groups::decode_epoch_value(*value)) {
                         g.assignment_epoch = g.persisted_assignment_epoch = *e;
                     }
                 }
@@ -598,7 +598,7 @@ struct consumer_ops {
                     g.target.erase(k.member);
                     return;
                 }
-                auto v = coordinator::decode_member_value(*value);
+                auto v = groups::decode_member_value(*value);
                 if (!v) return;
                 auto& m = g.cmembers[k.member];
                 m.id = k.member;
@@ -615,13 +615,13 @@ struct consumer_ops {
             case consumer_record::target_member:
                 if (!value) {
                     g.target.erase(k.member);
-                } else if (auto t = coordinator::decode_target_value(*value)) {
+                } else if (auto t = groups::decode_target_value(*value)) {
                     g.target[k.member] = names(img, *t);
                 }
                 return;
             case consumer_record::current_assignment:
                 if (value && g.cmembers.count(k.member)) {
-                    if (auto c = coordinator::decode_current_value(*value)) {
+                    if (auto c = groups::decode_current_value(*value)) {
                         auto& m = g.cmembers[k.member];
                         m.epoch = c->epoch;
                         m.previous_epoch = c->previous_epoch;
@@ -1155,7 +1155,7 @@ struct group_ops {
                 committed_offset{v->offset, v->leader_epoch, v->metadata, v->commit_timestamp, v->expire_timestamp};
             return;
         }
-        if (const auto* ck = std::get_if<coordinator::consumer_key>(&key)) {
+        if (const auto* ck = std::get_if<groups::consumer_key>(&key)) {
             auto* g = find(gc, ck->group);
             if (!g) {
                 if (!value) return;
@@ -2137,8 +2137,7 @@ net::awaitable<gen::consumer_group_heartbeat_response> group_coordinator::consum
     consumer_ops::bump(*this, *g, changed);
     auto owned = consumer_ops::by_name(img, req.topic_partitions);
     auto& me = g->cmembers.at(member_id);
-    consumer_ops::reconcile(
-        *g, me, epoch == 0 ? std::optional<coordinator::assignment>(coordinator::assignment{}) : owned, now);
+    consumer_ops::reconcile(*g, me, epoch == 0 ? std::optional<groups::assignment>(groups::assignment{}) : owned, now);
     if (me.state == consumer_member::mstate::unrevoked) group_ops::schedule(*this, me.revoke_deadline);
     resp.member_id = member_id;
     resp.member_epoch = me.epoch;

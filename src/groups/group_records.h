@@ -29,7 +29,7 @@
 #include "base/result.h"
 #include "protocol/wire.h"
 
-namespace fjord::coordinator {
+namespace fjord::groups {
 
 struct offset_key {
     std::string group;
@@ -151,4 +151,4 @@ result<consumer_current_value, group_record_errc> decode_current_value(shared_by
 // the way Kafka's Utils.abs does, modulo the partition count.
 int32_t group_partition(std::string_view group_id, int32_t partitions);
 
-}  // namespace fjord::coordinator
+}  // namespace fjord::groups

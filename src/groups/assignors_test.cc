@@ -1,10 +1,10 @@
-#include "coordinator/assignors.h"
+#include "groups/assignors.h"
 
 #include <gtest/gtest.h>
 
 #include <random>
 
-namespace fjord::coordinator {
+namespace fjord::groups {
 namespace {
 
 // Every partition of every subscribed topic owned by exactly one subscriber.
@@ -85,4 +85,4 @@ TEST(assignors, range_gives_contiguous_ranges_in_member_order) {
 }
 
 }  // namespace
-}  // namespace fjord::coordinator
+}  // namespace fjord::groups

@@ -19,7 +19,7 @@
 #include <string>
 #include <vector>
 
-namespace fjord::coordinator {
+namespace fjord::groups {
 
 // topic name -> partitions
 using assignment = std::map<std::string, std::set<int32_t>>;
@@ -42,4 +42,4 @@ bool known_assignor(const std::string& name);
 
 size_t partition_count(const assignment& a);
 
-}  // namespace fjord::coordinator
+}  // namespace fjord::groups

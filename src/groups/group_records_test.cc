@@ -1,10 +1,10 @@
-#include "coordinator/group_records.h"
+#include "groups/group_records.h"
 
 #include <gtest/gtest.h>
 
 #include "protocol/wire.h"
 
-namespace fjord::coordinator {
+namespace fjord::groups {
 namespace {
 
 shared_bytes bytes_of(std::vector<uint8_t> v) {
@@ -126,9 +126,9 @@ TEST(group_records, partition_matches_java_hash_code) {
 }
 
 }  // namespace
-}  // namespace fjord::coordinator
+}  // namespace fjord::groups
 
-namespace fjord::coordinator {
+namespace fjord::groups {
 namespace {
 
 shared_bytes hex(std::string_view h) {
@@ -197,4 +197,4 @@ TEST(group_records, reads_kafka_44_consumer_group_records) {
 }
 
 }  // namespace
-}  // namespace fjord::coordinator
+}  // namespace fjord::groups

@@ -1,8 +1,8 @@
-#include "coordinator/group_records.h"
+#include "groups/group_records.h"
 
 #include "protocol/wire.h"
 
-namespace fjord::coordinator {
+namespace fjord::groups {
 namespace {
 using protocol::reader;
 using protocol::writer;
@@ -393,4 +393,4 @@ int32_t group_partition(std::string_view group_id, int32_t partitions) {
     return abs % partitions;
 }
 
-}  // namespace fjord::coordinator
+}  // namespace fjord::groups

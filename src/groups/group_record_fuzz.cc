@@ -7,9 +7,9 @@
 #include <vector>
 
 #include "base/assert.h"
-#include "coordinator/group_records.h"
+#include "groups/group_records.h"
 
-using namespace fjord::coordinator;
+using namespace fjord::groups;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (size == 0) return 0;

@@ -1,8 +1,8 @@
-#include "coordinator/assignors.h"
+#include "groups/assignors.h"
 
 #include <algorithm>
 
-namespace fjord::coordinator {
+namespace fjord::groups {
 
 size_t partition_count(const assignment& a) {
     size_t n = 0;
@@ -102,4 +102,4 @@ std::map<std::string, assignment> assign_uniform(const assignor_input& members, 
     return out;
 }
 
-}  // namespace fjord::coordinator
+}  // namespace fjord::groups
