@@ -443,8 +443,19 @@ public class ItJava {
           () -> admin.createPartitions(Map.of(a, NewPartitions.increaseTo(2))).all().get());
 
       // describeLogDirs: one directory holding every partition of the topic, sizes that add up.
-      Map<String, LogDirDescription> dirs = admin.describeLogDirs(List.of(node.id())).allDescriptions().get().get(node.id());
-      check(dirs != null && dirs.size() == 1, "describeLogDirs: %s", dirs);
+      // (Kafka creates the new partitions' logs shortly after createPartitions answers.)
+      Map<String, LogDirDescription> dirs;
+      long logDirsDeadline = System.currentTimeMillis() + 30_000;
+      while (true) {
+        dirs = admin.describeLogDirs(List.of(node.id())).allDescriptions().get().get(node.id());
+        check(dirs != null && dirs.size() == 1, "describeLogDirs: %s", dirs);
+        Map<TopicPartition, ReplicaInfo> infos = dirs.values().iterator().next().replicaInfos();
+        if (infos.keySet().containsAll(List.of(new TopicPartition(a, 2), new TopicPartition(a, 3)))
+            || System.currentTimeMillis() > logDirsDeadline) {
+          break;
+        }
+        Thread.sleep(200);
+      }
       LogDirDescription dir = dirs.values().iterator().next();
       check(dir.error() == null, "describeLogDirs: error %s", dir.error());
       check(dir.totalBytes().isPresent() && dir.usableBytes().isPresent()
@@ -459,6 +470,10 @@ public class ItJava {
       // deleteTopics: gone from listTopics and describeTopics.
       admin.deleteTopics(List.of(b)).all().get();
       Set<String> names = admin.listTopics().names().get();
+      for (long end = System.currentTimeMillis() + 30_000; names.contains(b) && System.currentTimeMillis() < end;) {
+        Thread.sleep(200);  // Kafka's metadata catches up shortly after the answer
+        names = admin.listTopics().names().get();
+      }
       check(!names.contains(b) && names.contains(a), "listTopics after deleteTopics %s: %s", b, names);
       expectError("describeTopics of a deleted topic", UnknownTopicOrPartitionException.class,
           () -> admin.describeTopics(List.of(b)).allTopicNames().get());
