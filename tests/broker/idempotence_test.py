@@ -140,8 +140,11 @@ EXPECTED = {
 # replays the log into the producer state, so it knows each producer's last 5
 # batches; Kafka 4.4 loads the snapshot it takes after recovery, which holds only
 # the last one, and answers 45 to a retry of an older one. The Java producer then
-# bumps its epoch and writes those records again (the `java` part against
-# --kafka can catch that). After a clean stop both know only the last batch.
+# bumps its epoch and writes those records again. Kafka, one request per
+# connection at a time, rarely has more than one unacknowledged batch per
+# partition on disk when it dies; Fjord appends pipelined requests while earlier
+# ones wait for their acknowledgement, and the `java` part caught duplicates when
+# Fjord kept only the last batch. After a clean stop both know only the last one.
 FJORD_DIFFERS = {
     ("restart_sigkill", "after_restart_dup_seq2"): (0, 2),
     ("restart_sigkill", "after_restart_dup_seq5"): (0, 5),
