@@ -31,9 +31,11 @@ topic is read back with Fetch: every record once, in sequence order.
 With --java CLASSPATH (the integration suite's kafka-clients 4.4 jars and
 classes, tests/integration/java), the Java producer with default settings
 (idempotent, acks=all) sends numbered records to 3 partitions while the
-broker is killed with SIGKILL twice and restarted on the same port: every
-acknowledged record must be present once at its acknowledged offset, none
-twice, in send order per partition.
+broker is killed with SIGKILL twice and restarted on the same port, then
+again while it is stopped (SIGSTOP) for 4 s twice with request.timeout.ms
+1.5 s, so that requests time out and are retried with the same sequences:
+every acknowledged record must be present once at its acknowledged offset,
+none twice, in send order per partition.
 
 Usage: idempotence_test.py --fjord PATH [--kafka] [--java CLASSPATH] [--only NAME]
 """
@@ -314,6 +316,9 @@ class Fjord:
         if sig == signal.SIGTERM and code != 0:
             raise AssertionError("fjord exited with %d on SIGTERM" % code)
 
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
     def close(self):
         if self.proc and self.proc.poll() is None:
             self.proc.kill()
@@ -375,6 +380,9 @@ class Kafka:
             time.sleep(0.1)
         if self.alive() and not (getattr(self, "proc", None) is not None and self.proc.poll() is not None):
             raise AssertionError("kafka did not stop within 60 s of signal %d" % sig)
+
+    def signal(self, sig):
+        os.kill(self.pid(), sig)
 
     def close(self):
         proc = getattr(self, "proc", None)
@@ -584,8 +592,12 @@ def run_scenarios(broker, only, record):
 
 # ---------------------------------------------------------------------------
 # The Java producer with default settings across kill -9.
-def java_restarts(broker, classpath, records, kills):
-    topic = "idem-java-" + RUN
+def java_restarts(broker, classpath, records, kills, stall=False):
+    """kills disruptions while the Java producer sends: SIGKILL and a restart on the
+    same port, or with stall, SIGSTOP for 4 s (the producer's request.timeout.ms is
+    then 1.5 s: its requests time out and are retried with the same sequences while
+    the originals are still in the stopped broker's socket buffers) and SIGCONT."""
+    topic = "idem-java-%s-%s" % ("stall" if stall else "kill", RUN)
     partitions = 3
     c = Conn(broker.port)
     try:
@@ -601,6 +613,8 @@ def java_restarts(broker, classpath, records, kills):
         c.close()
     cmd = ["java", "-Xmx256m", "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn", "-cp", classpath, "IdempotentProducer",
            "127.0.0.1:%d" % broker.port, topic, str(partitions), str(records)]
+    if stall:
+        cmd.append("request.timeout.ms=1500")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     acked, errors, other = [], [], []
     lock = threading.Lock()
@@ -634,6 +648,12 @@ def java_restarts(broker, classpath, records, kills):
             n = len(acked)
         if n >= records:
             raise AssertionError("java producer: all %d records acknowledged before kill %d" % (records, k + 1))
+        if stall:
+            broker.signal(signal.SIGSTOP)
+            time.sleep(4)
+            broker.signal(signal.SIGCONT)
+            print("%s: java: SIGSTOP for 4 s after %d acks" % (broker.label, n), flush=True)
+            continue
         broker.stop(signal.SIGKILL)
         time.sleep(0.5)
         broker.start()
@@ -660,8 +680,11 @@ def java_restarts(broker, classpath, records, kills):
         nums = [int(v[1:]) for v in values]
         if nums != sorted(nums):
             raise AssertionError("%s-%d: records out of send order" % (topic, part))
-    print("%s: java: %d records acknowledged across %d kills, each present once in send order"
-          % (broker.label, records, kills), flush=True)
+    retried = sum("retrying" in line for line in other)
+    if stall and retried == 0:
+        raise AssertionError("java producer: no request timed out and was retried during the stalls: %s" % other[-10:])
+    print("%s: java: %d records acknowledged across %d %s (%d retry warnings), each present once in send order"
+          % (broker.label, records, kills, "stalls" if stall else "kills", retried), flush=True)
 
 
 def main():
@@ -691,6 +714,7 @@ def main():
                 failures += run_scenarios(b, args.only, args.record)
             if args.java:
                 java_restarts(b, args.java, args.java_records, 2)
+                java_restarts(b, args.java, args.java_records, 2, stall=True)
         except AssertionError as e:
             failures.append("%s: %s" % (b.label, e))
         finally:

@@ -3,7 +3,8 @@
 // and restarts the broker meanwhile. Sends COUNT records "r<number>" round-robin
 // to the partitions of TOPIC, one a millisecond, and prints one line per delivery
 // report: "ack PARTITION OFFSET VALUE" or "err VALUE EXCEPTION".
-// Usage: java IdempotentProducer BOOTSTRAP TOPIC PARTITIONS COUNT
+// Usage: java IdempotentProducer BOOTSTRAP TOPIC PARTITIONS COUNT [KEY=VALUE...]
+// (KEY=VALUE: producer settings beyond the defaults, e.g. request.timeout.ms=1500)
 import java.nio.charset.StandardCharsets;
 import java.util.Properties;
 import org.apache.kafka.clients.producer.KafkaProducer;
@@ -16,6 +17,10 @@ public class IdempotentProducer {
     p.put("bootstrap.servers", args[0]);
     p.put("key.serializer", ByteArraySerializer.class.getName());
     p.put("value.serializer", ByteArraySerializer.class.getName());
+    for (int i = 4; i < args.length; i++) {
+      String[] kv = args[i].split("=", 2);
+      p.put(kv[0], kv[1]);
+    }
     String topic = args[1];
     int partitions = Integer.parseInt(args[2]);
     int count = Integer.parseInt(args[3]);
