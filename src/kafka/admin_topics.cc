@@ -479,28 +479,35 @@ net::awaitable<net::response> handle_describe_topic_partitions(shard_ctx& sh, re
     auto image = sh.image;
     // Kafka's max.request.partition.size.limit (2000) bounds the answer.
     int32_t budget = std::clamp(req->response_partition_limit, 1, 2000);
-    std::vector<const cluster::topic_info*> topics;
+    // (name, topic): null for a requested topic that does not exist, which
+    // Kafka answers in name order with UNKNOWN_TOPIC_OR_PARTITION and no partitions.
+    std::vector<std::pair<std::string, const cluster::topic_info*>> topics;
     if (req->topics.empty()) {
-        for (const auto& [name, t] : image->topics()) topics.push_back(t.get());
+        for (const auto& [name, t] : image->topics()) topics.emplace_back(name, t.get());
     } else {
         std::set<std::string> names;
         for (const auto& t : req->topics) names.insert(t.name);
-        // Unknown topics are left out, as Kafka does.
-        for (const auto& n : names) {
-            if (const auto* t = image->find_topic(n)) topics.push_back(t);
-        }
+        for (const auto& n : names) topics.emplace_back(n, image->find_topic(n));
     }
     gen::describe_topic_partitions_response resp;
-    for (const auto* t : topics) {
+    for (const auto& [name, t] : topics) {
         int32_t first = 0;
         if (req->cursor) {
-            if (t->name < req->cursor->topic_name) continue;
-            if (t->name == req->cursor->topic_name) first = std::max(req->cursor->partition_index, 0);
+            if (name < req->cursor->topic_name) continue;
+            if (name == req->cursor->topic_name) first = std::max(req->cursor->partition_index, 0);
         }
         if (budget == 0) {
             resp.next_cursor = gen::describe_topic_partitions_response::cursor{
-                .topic_name = t->name, .partition_index = first, .unknown_tagged_fields = {}};
+                .topic_name = name, .partition_index = first, .unknown_tagged_fields = {}};
             break;
+        }
+        if (!t) {
+            rtopic missing;
+            missing.error_code = error::unknown_topic_or_partition;
+            missing.name = name;
+            missing.topic_authorized_operations = topic_operations_all;
+            resp.topics.push_back(std::move(missing));
+            continue;
         }
         rtopic rt;
         rt.name = t->name;
