@@ -371,7 +371,9 @@ void controller::alter_configs(config_resource_type type, std::string name, std:
         std::vector<metadata_record> records;
         if (!error && !validate_only) {
             if (replace && current) {
-                for (const auto& [key, value] : *current) {
+                for (const auto& entry : *current) {
+                    // (clang 14 cannot capture a structured binding in a lambda.)
+                    const std::string& key = entry.first;
                     const bool kept = std::any_of(changes.begin(), changes.end(),
                                                   [&](const config_change& c) { return c.key == key && c.value; });
                     if (!kept) records.push_back(config_record{type, name, key, std::nullopt});
