@@ -202,13 +202,16 @@ void disk_sync_4k(const options& o, void* buf) {
     unlink(path.c_str());
     std::sort(lat.begin(), lat.end());
     auto pct = [&](double q) {
-        return static_cast<double>(lat[std::min(lat.size() - 1, static_cast<size_t>(q * static_cast<double>(lat.size())))]) / 1e6;
+        return static_cast<double>(
+                   lat[std::min(lat.size() - 1, static_cast<size_t>(q * static_cast<double>(lat.size())))]) /
+               1e6;
     };
-    std::printf("{\"test\":\"sync_4k\",\"ops\":%zu,\"seconds\":%.4f,\"ops_per_s\":%.0f,\"p50_ms\":%.4f,\"p99_ms\":%.4f,"
-                "\"p999_ms\":%.4f,\"max_ms\":%.4f}\n",
-                lat.size(), static_cast<double>(t1 - t0) / 1e9,
-                static_cast<double>(lat.size()) / (static_cast<double>(t1 - t0) / 1e9), pct(0.5), pct(0.99), pct(0.999),
-                static_cast<double>(lat.back()) / 1e6);
+    std::printf(
+        "{\"test\":\"sync_4k\",\"ops\":%zu,\"seconds\":%.4f,\"ops_per_s\":%.0f,\"p50_ms\":%.4f,\"p99_ms\":%.4f,"
+        "\"p999_ms\":%.4f,\"max_ms\":%.4f}\n",
+        lat.size(), static_cast<double>(t1 - t0) / 1e9,
+        static_cast<double>(lat.size()) / (static_cast<double>(t1 - t0) / 1e9), pct(0.5), pct(0.99), pct(0.999),
+        static_cast<double>(lat.back()) / 1e6);
     std::fflush(stdout);
 }
 

@@ -176,7 +176,9 @@ public:
     json_line& cpu() {
         rusage ru{};
         getrusage(RUSAGE_SELF, &ru);
-        auto secs = [](const timeval& tv) { return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) / 1e6; };
+        auto secs = [](const timeval& tv) {
+            return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) / 1e6;
+        };
         num("cpu_user_s", secs(ru.ru_utime));
         num("cpu_sys_s", secs(ru.ru_stime));
         return *this;
@@ -390,7 +392,8 @@ void dump_config(rd_kafka_type_t type, rd_kafka_conf_t* conf) {
     rd_kafka_topic_conf_destroy(def_topic);
     FILE* f = std::fopen(config_out_file.c_str(), "a");
     if (!f) die("--config-out %s: %s", config_out_file.c_str(), std::strerror(errno));
-    std::fprintf(f, "# librdkafka %s %s\n", rd_kafka_version_str(), type == RD_KAFKA_PRODUCER ? "producer" : "consumer");
+    std::fprintf(f, "# librdkafka %s %s\n", rd_kafka_version_str(),
+                 type == RD_KAFKA_PRODUCER ? "producer" : "consumer");
     auto skip = [](const std::string& k) {
         return (k.size() > 3 && k.compare(k.size() - 3, 3, "_cb") == 0) || k.find("opaque") != std::string::npos ||
                k == "default_topic_conf";
@@ -466,7 +469,8 @@ struct partition_range {
 };
 
 partition_range used_partitions(int topic_partitions, const options& o) {
-    partition_range r{o.first_partition, o.partition_count < 0 ? topic_partitions - o.first_partition : o.partition_count};
+    partition_range r{o.first_partition,
+                      o.partition_count < 0 ? topic_partitions - o.first_partition : o.partition_count};
     if (r.first < 0 || r.count <= 0 || r.first + r.count > topic_partitions)
         die("partitions [%d, %d) are not within the topic's %d", r.first, r.first + r.count, topic_partitions);
     return r;
@@ -747,7 +751,7 @@ void e2e_dr_cb(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
 
 // Quantiles of the latency curves in the JSON (for plots): 0 .. 1 - 1e-5 and max.
 const std::vector<double>& curve_quantiles() {
-    static const std::vector<double> q = {0.0,  0.1,   0.25,   0.5,   0.75,    0.9,    0.95,    0.98,    0.99,
+    static const std::vector<double> q = {0.0,   0.1,   0.25,  0.5,    0.75,   0.9,    0.95,    0.98,    0.99,
                                           0.995, 0.998, 0.999, 0.9995, 0.9998, 0.9999, 0.99995, 0.99999, 1.0};
     return q;
 }
@@ -774,7 +778,8 @@ int run_e2e(const options& o) {
     const std::string acks = o.acks.empty() ? "all" : o.acks;
     const int linger = o.linger_ms < 0 ? 0 : o.linger_ms;
     if (o.rate <= 0 || o.seconds <= 0) die("e2e needs --rate > 0 and --seconds > 0");
-    if (o.record_bytes < static_cast<int>(sizeof(e2e_header))) die("e2e needs --record-size >= %zu", sizeof(e2e_header));
+    if (o.record_bytes < static_cast<int>(sizeof(e2e_header)))
+        die("e2e needs --record-size >= %zu", sizeof(e2e_header));
     const auto total = static_cast<int64_t>(o.rate * o.seconds);
     e2e_state st;
     st.intended.assign(static_cast<size_t>(total), 0);
@@ -947,18 +952,19 @@ int run_e2e(const options& o) {
         .num("duplicates", st.duplicates)
         .num("foreign_records", st.foreign)
         .num("errors", errors + warm_errors)
-        .str("error_names", [&] {
-            std::string s;
-            for (const auto& [name, n] : st.error_names) s += name + "=" + std::to_string(n) + " ";
-            return s;
-        }())
+        .str("error_names",
+             [&] {
+                 std::string s;
+                 for (const auto& [name, n] : st.error_names) s += name + "=" + std::to_string(n) + " ";
+                 return s;
+             }())
         .num("client_errors", client_errors.load())
         .cpu()
         .print();
     std::fprintf(stderr,
                  "e2e %s acks=%s %d rec/s (achieved %.0f) x %.0f s: publish p50 %.3f p99 %.3f p999 %.3f ms;"
-                 " end-to-end p50 %.3f p99 %.3f p999 %.3f ms (corrected); %" PRId64 " of %" PRId64
-                 " received, %" PRId64 " late enqueues, %" PRId64 " errors\n",
+                 " end-to-end p50 %.3f p99 %.3f p999 %.3f ms (corrected); %" PRId64 " of %" PRId64 " received, %" PRId64
+                 " late enqueues, %" PRId64 " errors\n",
                  o.topic.c_str(), acks.c_str(), o.rate, achieved, o.seconds, percentile_ms(pub, 0.5),
                  percentile_ms(pub, 0.99), percentile_ms(pub, 0.999), percentile_ms(e2e, 0.5), percentile_ms(e2e, 0.99),
                  percentile_ms(e2e, 0.999), received, total, late, errors + warm_errors);
