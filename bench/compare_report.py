@@ -56,10 +56,12 @@ def val(system, tier, workload, key):
 
 
 def ceiling(test, key="mb_per_s"):
-    for r in rows:
-        if r.get("system") == "machine" and r.get("test") == test:
-            return r.get(key)
-    return None
+    """The best of the runs: the highest rate, or the lowest latency."""
+    vs = [r.get(key) for r in rows if r.get("system") == "machine" and r.get("test") == test
+          and isinstance(r.get(key), (int, float))]
+    if not vs:
+        return None
+    return min(vs) if key.endswith("_ms") else max(vs)
 
 
 def cpu_per_gb(system, tier, workload, bytes_key="bytes", extra_key=None):
@@ -328,6 +330,13 @@ for t in TIERS:
              or [0]) / 1024
     L.append(f"| all | peak RSS MiB (VmHWM) | {fmt(fh or None)} | {fmt(kh or None)} | {fmt(ratio(fh, kh))} | | |")
     L.append("")
+    for sname in SYSTEMS:
+        r = row(sname, t, "W1")
+        w = r.get("e2e_worst_ms_per_second") if r else None
+        if w:
+            L.append(f"W1 {sname}, worst end-to-end ms of the records scheduled in each second: "
+                     + " ".join(fmt(x) for x in w))
+            L.append("")
     # Generator
     L.append("Load generator (CPU seconds of all its processes and threads; utilisation near 1.0 means the "
              "figure is limited by the generator, not the broker):")
@@ -357,14 +366,15 @@ for label, get, better in W5_METRICS:
     f, k = get("fjord"), get("kafka")
     L.append(f"| {label} ({better} is better) | {fmt(f)} | {fmt(k)} | {fmt(ratio(f, k))} |")
 tool = w5_create("kafka", "tool_list_ms")
+share = (w5_create("kafka", "create_ms") or 0) - (tool or 0)
+share_txt = (f"about {fmt(share)} ms" if share > 0 else "within the noise of the tool's start-up") if tool else "–"
 L.append("")
 L.append(
     f"Topic creation differs: Fjord on this branch does not serve CreateTopics, so its topics are created by "
     f"Metadata auto-creation (`num.partitions` set on the broker; W4 restarts Fjord with "
     f"`num.partitions={machine.get('w4_partitions', 100)}`); Kafka's are created with `kafka-topics --create` "
     f"(a JVM tool). Kafka's create time includes that tool's own start-up: `kafka-topics --list` took "
-    f"{fmt(tool)} ms in the same run, so the broker's share is about "
-    f"{fmt((w5_create('kafka', 'create_ms') or 0) - (tool or 0)) if tool else '–'} ms. Kafka's \"empty\" "
+    f"{fmt(tool)} ms in the same run, so the broker's share is {share_txt}. Kafka's \"empty\" "
     f"start-up is on a directory that was formatted and started once (KRaft needs the format step)."
 )
 L.append("")

@@ -944,7 +944,17 @@ int run_e2e(const options& o) {
     pcts("pub_raw", pub_raw);
     pcts("e2e", e2e);
     pcts("e2e_raw", e2e_raw);
-    j.nums("curve_quantiles", curve_quantiles())
+    // The worst end-to-end latency of the records scheduled in each second:
+    // shows whether a high percentile comes from one stall or from many.
+    std::vector<double> worst_per_s(static_cast<size_t>(std::ceil(o.seconds)), NAN);
+    for (size_t i = 0; i < st.received.size(); ++i) {
+        if (st.received[i] <= 0) continue;
+        const auto sec = std::min(worst_per_s.size() - 1, static_cast<size_t>((st.intended[i] - t0) / 1'000'000'000));
+        const double ms = static_cast<double>(st.received[i] - st.intended[i]) / 1e6;
+        if (!(worst_per_s[sec] >= ms)) worst_per_s[sec] = ms;
+    }
+    j.nums("e2e_worst_ms_per_second", worst_per_s)
+        .nums("curve_quantiles", curve_quantiles())
         .nums("curve_pub_ms", curve_ms(pub))
         .nums("curve_e2e_ms", curve_ms(e2e))
         .nums("curve_e2e_raw_ms", curve_ms(e2e_raw))
