@@ -100,7 +100,7 @@ ncpu=$(nproc --all)
 # Disk: everything one broker tier writes (it is deleted before the next),
 # plus W5 and the ceiling files, must fit in half of the free space.
 mkdir -p "$base"
-per_tier=$(( (warm_bytes + w2_bytes + w3_records * w3_record_size + w4_clients * w4_bytes \
+per_tier=$(( (warm_bytes + w2_bytes * 5 / 4 + w3_records * w3_record_size + w4_clients * w4_bytes \
               + w1_rate * w1_seconds * record_size) * 12 / 10 ))
 need=$(( per_tier + ceiling_bytes + w5_partitions * 64 * 1024 + (1 << 30) ))
 avail=$(df -PB1 "$base" | awk 'NR==2 {print $4}')
@@ -216,16 +216,19 @@ taskset -c "$broker_cpu" java -Xms1g -Xmx1g -server -XX:+UseG1GC -XX:MaxGCPauseM
 # ---------------------------------------------------------------------------
 # Physical ceilings
 
-# Each twice; the report takes the better run (a ceiling is what the machine
-# can do, and the shared machine only ever takes away).
-for run in 1 2; do
-    note "ceiling $run/2: loopback TCP (sender on CPU $loadgen_cpu, receiver on CPU $broker_cpu)"
+# Measured twice here and once more at the end; the report takes the best
+# run (a ceiling is what the machine can do, and a shared machine only ever
+# takes away from it).
+ceilings() {  # ceilings RUN
+    note "ceiling $1/3: loopback TCP (sender on CPU $loadgen_cpu, receiver on CPU $broker_cpu)"
     "$ceiling" tcp --seconds "$ceiling_seconds" --send-cpu "$loadgen_cpu" --recv-cpu "$broker_cpu" \
-        | while read -r l; do record "$l" system=machine phase=ceiling run="$run"; done
-    note "ceiling $run/2: disk writes in $work (buffered, fsync, O_DIRECT)"
+        | while read -r l; do record "$l" system=machine phase=ceiling run="$1"; done
+    note "ceiling $1/3: disk writes in $work (buffered, fsync, O_DIRECT)"
     taskset -c "$broker_cpu" "$ceiling" disk --dir "$work" --bytes "$ceiling_bytes" --seconds "$ceiling_seconds" \
-        | while read -r l; do record "$l" system=machine phase=ceiling run="$run"; done
-done
+        | while read -r l; do record "$l" system=machine phase=ceiling run="$1"; done
+}
+ceilings 1
+ceilings 2
 
 # ---------------------------------------------------------------------------
 # Brokers
@@ -346,6 +349,44 @@ EOF
     [[ $rc == 0 ]] || { echo "bench-compare: $system/$tier/W4: a loadgen failed; its log:" >&2; tail -5 "$work/w4.log" >&2; }
 }
 
+# W2 again with Kafka's own Java producer (kafka-producer-perf-test) on a
+# quarter of the bytes: a second client's view of the same load. Settings
+# as fjord_loadgen's (no idempotence: the Java client's default would add
+# InitProducerId and sequence checks that librdkafka's run does not have).
+w2j() {
+    local system=$1 tier=$2 recs=$((w2_bytes / 4 / record_size)) c0 c1 t0 rc=0 txt
+    prime w2j "$w1_partitions"
+    note "$system/$tier: W2j $((w2_bytes / 4 >> 20)) MiB with kafka-producer-perf-test (Java client)"
+    c0=$(cpu_s "$broker_pid"); t0=$(date +%s%N)
+    # The subshell's `times` prints its children's CPU time: the JVM's.
+    txt=$( (taskset -c "$loadgen_cpu" "$kref" run-class org.apache.kafka.tools.ProducerPerformance \
+                --bootstrap-server "$bootstrap" --topic w2j --num-records "$recs" --record-size "$record_size" \
+                --throughput -1 --producer-props acks=all linger.ms="$linger_max" batch.size="$batch_bytes" \
+                compression.type=none enable.idempotence=false 2>&1; times) ) || rc=$?
+    c1=$(cpu_s "$broker_pid")
+    echo "$txt" | grep -E 'records sent' | tail -1 >&2 || true
+    python3 - "$txt" "$record_size" "$recs" >"$work/w2j.json" <<'EOF2'
+import json, re, sys
+txt, size, recs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+m = re.findall(r"(\d+) records sent, ([\d.]+) records/sec \(([\d.]+) MB/sec\), ([\d.]+) ms avg latency, "
+               r"([\d.]+) ms max latency, (\d+) ms 50th, (\d+) ms 95th, (\d+) ms 99th, (\d+) ms 99.9th", txt)
+t = re.findall(r"(\d+)m([\d.]+)s (\d+)m([\d.]+)s", txt)
+d = {"mode": "java-producer-perf", "errors": 0 if m else 1}
+if m:
+    n, rps = int(m[-1][0]), float(m[-1][1])
+    d.update(records=n, bytes=n * size, records_per_s=rps, mb_per_s=rps * size / 1e6,
+             seconds=n / rps if rps else None, avg_ms=float(m[-1][3]), p99_ms=float(m[-1][7]))
+    d["errors"] = 0 if n == recs else 1
+if len(t) >= 2:  # second line of `times`: the children
+    d["cpu_user_s"] = int(t[1][0]) * 60 + float(t[1][1])
+    d["cpu_sys_s"] = int(t[1][2]) * 60 + float(t[1][3])
+print(json.dumps(d))
+EOF2
+    record "$(cat "$work/w2j.json")" system="$system" tier="$tier" workload=W2j exit_code="$rc" \
+        wall_ms="$(ms_since "$t0")" broker_cpu_s="$(awk -v a="$c0" -v b="$c1" 'BEGIN {printf "%.2f", b - a}')" \
+        broker_rss_kb="$(status_kb "$broker_pid" VmRSS)" broker_hwm_kb="$(status_kb "$broker_pid" VmHWM)"
+}
+
 # prime TOPIC PARTITIONS: one 1 KiB record to each partition, not measured.
 prime() {
     lg produce --bootstrap "$bootstrap" --topic "$1" --partitions "$2" --records "$2" --sticky-records 1 --acks all \
@@ -382,6 +423,7 @@ workloads() {
     note "$system/$tier: W2 $((w2_bytes >> 20)) MiB of 1 KiB records, max rate"
     phase "$system" "$tier" W2 produce "${common[@]}" --topic w2 --partitions "$w1_partitions" \
         --record-size "$record_size" --bytes "$w2_bytes" --acks all --linger-ms "$linger_max" --batch-bytes "$batch_bytes"
+    w2j "$system" "$tier"
     note "$system/$tier: W3 $w3_records records of 100 B, max rate"
     phase "$system" "$tier" W3 produce "${common[@]}" --topic w3 --partitions "$w1_partitions" \
         --record-size "$w3_record_size" --records "$w3_records" --acks all --linger-ms "$linger_max" \
@@ -411,7 +453,8 @@ for system in $systems; do
         else
             start_kafka "$dir" "$tier"
             tr '\0' ' ' <"/proc/$broker_pid/cmdline" >"$out/kafka-$tier.command"
-            for t in "warmup:$w1_partitions" "w1:$w1_partitions" "w2:$w1_partitions" "w3:$w1_partitions" \
+            for t in "warmup:$w1_partitions" "w1:$w1_partitions" "w2:$w1_partitions" "w2j:$w1_partitions" \
+                     "w3:$w1_partitions" \
                      "w4:$w4_partitions"; do
                 kafka_topic "$bootstrap" "${t%%:*}" "${t##*:}" &
             done
@@ -525,6 +568,7 @@ w5_kafka() {
 
 for system in $systems; do "w5_$system"; done
 
+ceilings 3
 echo "loadavg_end=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$out/machine.txt"
 echo "elapsed_s=$(( $(date +%s) - started ))" >>"$out/machine.txt"
 note "report"
