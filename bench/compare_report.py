@@ -95,6 +95,8 @@ def fmt(v, unit=""):
         return "–"
     if isinstance(v, str):
         return v
+    if isinstance(v, int) or (isinstance(v, float) and v.is_integer() and abs(v) >= 10):
+        return f"{int(v):,}"
     a = abs(v)
     s = f"{v:.3f}" if a < 1 else f"{v:.2f}" if a < 10 else f"{v:.1f}" if a < 1000 else f"{v:,.0f}"
     return s + unit
@@ -267,6 +269,20 @@ aim_row(f"idle RSS MiB ({n5:,} partitions) ≤ 1/10", "–", rss_mib("fjord", "r
 aim_row("start-up ms (empty) ≤ 1/10", "–", w5("fjord", "startup_empty", "startup_ms"),
         w5("kafka", "startup_empty", "startup_ms"), lambda r: r <= 0.1)
 L.append("")
+starved = [f"{s} tier {t} ({fmt(val(s, t, 'W1', 'late_enqueues'))} of {fmt(val(s, t, 'W1', 'records'))})"
+           for s in SYSTEMS for t in TIERS
+           if (val(s, t, "W1", "late_enqueues") or 0) > 0.01 * (val(s, t, "W1", "records") or 1e18)]
+if starved:
+    L.append("W1's load generator sent more than 1 % of its records over 1 ms late in: " + ", ".join(starved) +
+             ". Its own CPU was taken (on this machine, by other work on the same core), so the corrected "
+             "latencies of those runs include the generator's stalls, not only the broker's.")
+    L.append("")
+gen_bound = [f"{w} {s} tier {t}" for w in ("W2", "W3") for s in SYSTEMS for t in TIERS
+             if (gen_util(s, t, w) or 0) >= 0.9]
+if gen_bound:
+    L.append("The load generator was at 90 % or more of its CPU in: " + ", ".join(gen_bound) +
+             ". There the throughput is the generator's limit; the broker's CPU per GB still holds.")
+    L.append("")
 if behind:
     L.append(f"W1 asked for {rate:,.0f} records/s; {', '.join(behind)} acknowledged less than 95 % of that "
              "(see \"acknowledged records/s\" below): that broker was saturated at this rate, its W1 latencies "
@@ -412,7 +428,7 @@ try:
                     ax.plot([p[0] for p in pts], [p[1] for p in pts], style, marker=".",
                             color=colors[(s, "A")], label=f"{s} {what}")
         ax.set_xticks([0, 1, 2, 3, 4, 5])
-        ax.set_xticklabels(["0%", "90%", "99%", "99.9%", "99.99%", "99.999%"])
+        ax.set_xticklabels(["min", "90%", "99%", "99.9%", "99.99%", "99.999%"])
         ax.set_yscale("log")
         ax.set_xlabel("percentile")
         ax.set_title(f"W1 tier {TIER_NAME[t]}", fontsize=10)
