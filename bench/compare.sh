@@ -485,6 +485,8 @@ done
 # partitions come in topics of at most 1,000: Kafka's controller refuses one
 # operation of more than 10,000 records (PolicyViolationException "excessively
 # large batch operation"), which a 10,000-partition topic is.
+# Each start-up sample waits for the broker to stop cleanly after SIGTERM (up
+# to 600 s, then SIGKILL), so that the next sample starts on clean data.
 w5_topics=$(( (w5_partitions + 999) / 1000 ))
 w5_per_topic=$(( w5_partitions / w5_topics ))
 
@@ -521,7 +523,7 @@ w5_fjord() {
     stop_fjord
     note "fjord/W5: start-up with $n partitions x $startup_runs"
     for i in $(seq 1 "$startup_runs"); do
-        json=$(lg startup --bootstrap "$bootstrap" --log "$dir/restart.log" --timeout-s 300 -- \
+        json=$(lg startup --bootstrap "$bootstrap" --log "$dir/restart.log" --timeout-s 300 --stop-timeout-s 600 -- \
             taskset -c "$broker_cpu" "$fjord" "${args[@]}") || true
         record "${json:-{\}}" system=fjord tier=default workload=W5 phase=startup_partitions run="$i" partitions="$n"
     done
@@ -561,7 +563,7 @@ w5_kafka() {
     note "kafka/W5: start-up with $n partitions x $kafka_startup_runs"
     local port=${bootstrap##*:}
     for i in $(seq 1 "$kafka_startup_runs"); do
-        json=$(lg startup --bootstrap "127.0.0.1:$port" --log "$dir/restart.log" --timeout-s 300 -- \
+        json=$(lg startup --bootstrap "127.0.0.1:$port" --log "$dir/restart.log" --timeout-s 300 --stop-timeout-s 600 -- \
             taskset -c "$broker_cpu" "${cmd[@]}") || true
         record "${json:-{\}}" system=kafka tier=default workload=W5 phase=startup_partitions run="$i" partitions="$n"
     done
@@ -574,7 +576,7 @@ w5_kafka() {
     port=${bootstrap##*:}
     stop_kafka
     for i in $(seq 1 "$kafka_startup_runs"); do
-        json=$(lg startup --bootstrap "127.0.0.1:$port" --log "$dir/restart.log" --timeout-s 300 -- \
+        json=$(lg startup --bootstrap "127.0.0.1:$port" --log "$dir/restart.log" --timeout-s 300 --stop-timeout-s 600 -- \
             taskset -c "$broker_cpu" "${cmd[@]}") || true
         record "${json:-{\}}" system=kafka tier=default workload=W5 phase=startup_empty run="$i"
     done

@@ -218,7 +218,8 @@ struct options {
     int rate = 5000;
     double seconds = 10;
     double timeout_s = 300;
-    std::string log_file;                                    // startup: child's stdout/stderr
+    double stop_timeout_s = 30;  // startup: SIGKILL if SIGTERM has not stopped the child by then
+    std::string log_file;        // startup: child's stdout/stderr
     std::vector<std::pair<std::string, std::string>> extra;  // -X key=value
     std::vector<std::string> command;                        // startup: after "--"
 };
@@ -247,6 +248,7 @@ void usage() {
         "  --timeout-s S           give up after S seconds (default 300)\n"
         "  --label L               copied into the JSON line\n"
         "  --log FILE              startup: child's stdout+stderr (default /dev/null)\n"
+        "  --stop-timeout-s S      startup: SIGKILL the child if SIGTERM has not stopped it (default 30)\n"
         "  -X key=value            extra librdkafka property (repeatable)\n",
         stderr);
 }
@@ -307,6 +309,8 @@ options parse_args(int argc, char** argv) {
             o.seconds = std::stod(value());
         else if (a == "--timeout-s")
             o.timeout_s = std::stod(value());
+        else if (a == "--stop-timeout-s")
+            o.stop_timeout_s = std::stod(value());
         else if (a == "--log")
             o.log_file = value();
         else if (a == "-X") {
@@ -1261,7 +1265,7 @@ int run_startup(const options& o) {
         while (true) {
             pid_t r = waitpid(pid, &status, WNOHANG);
             if (r == pid) break;
-            if (now_ns() - t_stop > 30'000'000'000LL && !killed) {
+            if (now_ns() - t_stop > static_cast<int64_t>(o.stop_timeout_s * 1e9) && !killed) {
                 kill(pid, SIGKILL);
                 killed = true;
             }
