@@ -517,8 +517,8 @@ w5_fjord() {
     rssn=$(status_kb "$broker_pid" VmRSS)
     record "${json:-{\}}" system=fjord tier=default workload=W5 phase=create partitions="$n" create_ms="$create_ms" \
         topics="$w5_topics" create_method="Metadata auto-create (num.partitions=$w5_per_topic)" \
-        rss_empty_kb="$rss0" rss_partitions_kb="$rssn" \
-        threads="$(status_kb "$broker_pid" Threads)"
+        rss_empty_kb="$rss0" rss_partitions_kb="$rssn" rss_anon_kb="$(status_kb "$broker_pid" RssAnon)" \
+        rss_file_kb="$(status_kb "$broker_pid" RssFile)" threads="$(status_kb "$broker_pid" Threads)"
     local args=("${fjord_args[@]}")
     stop_fjord
     note "fjord/W5: start-up with $n partitions x $startup_runs"
@@ -557,8 +557,8 @@ w5_kafka() {
     rssn=$(status_kb "$broker_pid" VmRSS)
     record "${json:-{\}}" system=kafka tier=default workload=W5 phase=create partitions="$n" create_ms="$create_ms" \
         topics="$w5_topics" create_method="kafka-topics --create" tool_list_ms="$tool_ms" rss_empty_kb="$rss0" \
-        rss_partitions_kb="$rssn" \
-        threads="$(status_kb "$broker_pid" Threads)"
+        rss_partitions_kb="$rssn" rss_anon_kb="$(status_kb "$broker_pid" RssAnon)" \
+        rss_file_kb="$(status_kb "$broker_pid" RssFile)" threads="$(status_kb "$broker_pid" Threads)"
     stop_kafka
     note "kafka/W5: start-up with $n partitions x $kafka_startup_runs"
     local port=${bootstrap##*:}

@@ -203,6 +203,8 @@ W5_METRICS = [
     ("idle RSS MiB, no topics", lambda s: rss_mib(s, "rss_empty_kb"), "lower"),
     (f"idle RSS MiB, {n5:,} partitions", lambda s: rss_mib(s, "rss_partitions_kb"), "lower"),
     ("RSS per partition KiB", rss_per_partition_kib, "lower"),
+    ("  of the RSS with partitions: anonymous MiB", lambda s: rss_mib(s, "rss_anon_kb"), "lower"),
+    ("  of the RSS with partitions: file-backed MiB (mapped files)", lambda s: rss_mib(s, "rss_file_kb"), "lower"),
     (f"create {n5:,} partitions ms", lambda s: w5_create(s, "create_ms"), "lower"),
     ("start-up ms, empty (median)", lambda s: w5(s, "startup_empty", "startup_ms"), "lower"),
     (f"start-up ms, {n5:,} partitions (median)", lambda s: w5(s, "startup_partitions", "startup_ms"), "lower"),
