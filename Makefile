@@ -1,5 +1,5 @@
 # The two commands: `make run` and `make test`. Everything else is a helper.
-.PHONY: run test build deps format format-check codegen bench fuzz sim clean
+.PHONY: run test build deps format format-check codegen bench bench-compare fuzz sim clean
 
 BUILD ?= build
 
@@ -28,6 +28,13 @@ format-check:
 
 bench: build
 	@$(BUILD)/release/src/protocol/protocol_bench
+
+# Fjord vs Apache Kafka 4.4 on this machine (bench/README.md): MODE=quick
+# (default, under 10 minutes) or MODE=full; report under bench/results/<date>/.
+MODE ?= quick
+bench-compare: deps
+	@tools/build.sh release fjord fjord_loadgen fjord_ceiling
+	@MODE=$(MODE) bench/compare.sh
 
 # Raft simulator: SEEDS seeds from SEED; MINUTES=M runs seeds for M minutes.
 SEEDS ?= 2000
