@@ -400,7 +400,7 @@ share = (w5_create("kafka", "create_ms") or 0) - (tool or 0) * ntopics
 share_txt = (f"about {fmt(share)} ms" if share > 0 else "within the noise of the tool's start-up") if tool else "–"
 L.append("")
 L.append(
-    f"Topic creation differs: Fjord on this branch does not serve CreateTopics, so its topics are created by "
+    f"Topic creation differs: the harness creates Fjord's topics by "
     f"Metadata auto-creation (`num.partitions` set on the broker; W4 restarts Fjord with "
     f"`num.partitions={machine.get('w4_partitions', 100)}`); Kafka's are created with `kafka-topics --create` "
     f"(a JVM tool). Kafka's create time includes that tool's own start-up: `kafka-topics --list` took "

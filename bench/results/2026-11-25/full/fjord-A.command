@@ -1,0 +1,1 @@
+taskset -c 0 /work/main/build/release/src/app/fjord start --smp 1 --log-dirs /tmp/fjord-compare.ibJn3K/fjord-A/data --override listeners=PLAINTEXT://127.0.0.1:49505 --override num.partitions=16 --override fjord.write.caching=true
