@@ -11,6 +11,7 @@
 #include "kafka/admin.h"
 #include "kafka/dispatcher.h"
 #include "kafka/errors.h"
+#include "kafka/fan_out.h"
 #include "net/blocking_pool.h"
 #include "net/when_all.h"
 #include "protocol/gen/delete_records.h"
@@ -22,26 +23,6 @@ namespace fjord::kafka {
 namespace gen = protocol::gen;
 
 namespace {
-// Runs make(shard_ctx*, items) on every shard that owns some of `items`.
-template <typename Item, typename Make>
-net::awaitable<void> on_owners(shard_ctx& sh, std::vector<Item>& items, Make make) {
-    const unsigned n = sh.owner.shards().count();
-    std::vector<std::vector<Item*>> by_shard(n);
-    for (auto& it : items) {
-        if (it.error == error::none) by_shard[it.shard].push_back(&it);
-    }
-    std::vector<net::awaitable<void>> tasks;
-    for (unsigned s = 0; s < n; ++s) {
-        if (by_shard[s].empty()) continue;
-        auto* owner = &sh.owner.shard(s);
-        tasks.push_back(
-            sh.owner.shards().invoke_on(s, [owner, g = std::move(by_shard[s]), make] { return make(owner, g); }));
-    }
-    if (!tasks.empty()) {
-        auto all = net::when_all(std::move(tasks));
-        co_await std::move(all);
-    }
-}
 
 struct delete_item {
     storage::topic_partition tp;
@@ -191,7 +172,7 @@ net::awaitable<net::response> handle_delete_records(shard_ctx& sh, request_conte
             items.push_back(std::move(it));
         }
     }
-    auto work = on_owners(
+    auto work = fan_out(
         sh, items, [](shard_ctx* s, std::vector<delete_item*> g) { return delete_records_on_shard(s, std::move(g)); });
     co_await std::move(work);
     gen::delete_records_response resp;
@@ -236,8 +217,8 @@ net::awaitable<net::response> handle_describe_log_dirs(shard_ctx& sh, request_co
             }
         }
     }
-    auto work = on_owners(sh, items,
-                          [](shard_ctx* s, std::vector<log_dir_item*> g) { return sizes_on_shard(s, std::move(g)); });
+    auto work =
+        fan_out(sh, items, [](shard_ctx* s, std::vector<log_dir_item*> g) { return sizes_on_shard(s, std::move(g)); });
     co_await std::move(work);
     std::error_code ec;
     std::string dir = std::filesystem::absolute(sh.owner.config().log_dir, ec).lexically_normal().string();
@@ -291,7 +272,7 @@ net::awaitable<net::response> handle_describe_producers(shard_ctx& sh, request_c
             items.push_back(std::move(it));
         }
     }
-    auto work = on_owners(
+    auto work = fan_out(
         sh, items, [](shard_ctx* s, std::vector<producers_item*> g) { return producers_on_shard(s, std::move(g)); });
     co_await std::move(work);
     gen::describe_producers_response resp;

@@ -5,6 +5,7 @@
 #include "kafka/broker.h"
 #include "kafka/dispatcher.h"
 #include "kafka/errors.h"
+#include "kafka/fan_out.h"
 #include "net/when_all.h"
 #include "protocol/gen/offset_for_leader_epoch.h"
 
@@ -133,26 +134,6 @@ net::awaitable<void> epochs_on_shard(shard_ctx* sh, std::vector<epoch_item*> ite
     co_return;
 }
 
-// Fans a per-partition job out to the owning shards, concurrently.
-template <typename Item, typename Make>
-net::awaitable<void> fan_out(shard_ctx& sh, std::vector<Item>& items, Make make) {
-    const unsigned n = sh.owner.shards().count();
-    std::vector<std::vector<Item*>> by_shard(n);
-    for (auto& it : items) {
-        if (it.error == error::none) by_shard[it.shard].push_back(&it);
-    }
-    std::vector<net::awaitable<void>> tasks;
-    for (unsigned s = 0; s < n; ++s) {
-        if (by_shard[s].empty()) continue;
-        auto* owner = &sh.owner.shard(s);
-        tasks.push_back(
-            sh.owner.shards().invoke_on(s, [owner, g = std::move(by_shard[s]), make] { return make(owner, g); }));
-    }
-    if (!tasks.empty()) {
-        auto all = net::when_all(std::move(tasks));
-        co_await std::move(all);
-    }
-}
 }  // namespace
 
 net::awaitable<net::response> handle_list_offsets(shard_ctx& sh, request_context& ctx, shared_bytes body,
