@@ -133,7 +133,7 @@ def merge_fields(a, b, where):
 class Message:
     def __init__(self):
         self.name = ""
-        self.kind = ""  # request, response, header, data
+        self.kind = ""  # request, response, header, data; oneway (Fjord RPC: no response)
         self.api_key = None
         self.versions = frozenset()  # decodable
         self.flexible = frozenset()
@@ -191,11 +191,14 @@ def merge_messages(new, old):
 
 
 def load_all(spec_dir):
-    """Returns every message Fjord decodes, sorted by (api key, name)."""
+    """Returns every message Fjord decodes, sorted by (api key, name).
+
+    `spec_dir` holds messages/ and, for Kafka's specs, legacy-3.9/ (Fjord's
+    own RPC specs have no legacy folder)."""
     new_dir = os.path.join(spec_dir, "messages")
     old_dir = os.path.join(spec_dir, "legacy-3.9")
     files = sorted(f for f in os.listdir(new_dir) if f.endswith(".json"))
-    old_files = sorted(f for f in os.listdir(old_dir) if f.endswith(".json"))
+    old_files = sorted(f for f in os.listdir(old_dir) if f.endswith(".json")) if os.path.isdir(old_dir) else []
     messages = []
     for fname in sorted(set(files) | set(old_files)):
         if fname in SKIP_LEGACY_FILES and fname not in files:

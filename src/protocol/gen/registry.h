@@ -12,7 +12,8 @@
 
 namespace fjord::protocol::gen {
 
-enum class message_kind : uint8_t { request, response, header, data };
+// oneway: a message with no response (Fjord's node-to-node RPC only).
+enum class message_kind : uint8_t { request, response, header, data, oneway };
 
 struct message_info {
     std::string_view name;  // the spec's name, e.g. "ProduceRequest"
