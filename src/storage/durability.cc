@@ -152,6 +152,9 @@ void durability::round_done() {
     log_.on_synced(work_);
     work_ = sync_work{};
     release(0);
+    // A released waiter may have appended or flushed again and so started
+    // the next round itself (its callback runs inline here).
+    if (in_flight_) return;
     const bool flush_due = cfg_.mode == durability_mode::write_caching && unflushed_records_ >= cfg_.flush_messages;
     if (!waiters_.empty() || flush_due) start_round();
 }

@@ -208,6 +208,32 @@ TEST_P(durability_test, a_failed_fsync_fails_the_appends_even_when_a_submission_
     EXPECT_EQ(later, -EIO);
 }
 
+// A waiter's completion runs inline when its round ends; one that appends
+// (or flushes) again starts the next round from inside that callback. The
+// completing round must then not start another (issue 18 item 1: concurrent
+// topic creation stopped the broker on "a durability round is already in
+// flight").
+TEST_P(durability_test, a_completion_that_appends_again_starts_exactly_one_round) {
+    auto d = make(durability_config{});
+    int acked = 0;
+    std::function<void(int)> chain;
+    chain = [&](int err) {
+        EXPECT_EQ(err, 0);
+        if (++acked >= 20) return;
+        auto r = append(1);
+        // Leave a second waiter behind too, so the completing round still
+        // sees waiters after the callback started a round.
+        d.appended(r.last_offset, 1, 0, chain);
+        if (acked % 2 == 0) d.flush([&](int e) { EXPECT_EQ(e, 0); });
+    };
+    auto a = append(1);
+    auto b = append(1);
+    d.appended(a.last_offset, 1, 0, chain);
+    d.appended(b.last_offset, 1, 0, [&](int err) { EXPECT_EQ(err, 0); });
+    loop_.run([&] { return acked >= 20 && d.idle(); });
+    EXPECT_EQ(log_->durable_offset(), log_->end_offset());
+}
+
 TEST_P(durability_test, truncation_fails_the_waiters_it_removed) {
     auto d = make(durability_config{});
     auto a = append(2);
