@@ -16,9 +16,11 @@ run: build
 test:
 	@tools/test.sh
 
-# Regenerate the protocol code from ../shared/kafka-protocol.
+# Regenerate the protocol code from ../shared/kafka-protocol and the RPC code
+# from src/rpc/messages.
 codegen:
 	@python3 tools/codegen/gen.py
+	@python3 tools/codegen/gen.py --rpc
 
 format:
 	@tools/format.sh fix

@@ -6,9 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 mode="${1:-check}"
 mapfile -t files < <(git ls-files --cached --others --exclude-standard '*.h' '*.cc' \
-  | grep -v -E '^src/protocol/gen/[a-z0-9_]+\.(h|cc)$|^src/protocol/gen_random/[a-z0-9_]+\.cc$' || true)
+  | grep -v -E '^src/(protocol|rpc)/gen/[a-z0-9_]+\.(h|cc)$|^src/(protocol|rpc)/gen_random/[a-z0-9_]+\.cc$' || true)
 # Hand-written files inside the generated folders are formatted too.
-for f in src/protocol/gen/support.h src/protocol/gen/registry.h src/protocol/gen_random/random.h; do
+for f in src/{protocol,rpc}/gen/support.h src/{protocol,rpc}/gen/registry.h src/{protocol,rpc}/gen_random/random.h; do
   [ -f "$f" ] && files+=("$f")
 done
 [ ${#files[@]} -gt 0 ] || exit 0
