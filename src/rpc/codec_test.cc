@@ -7,6 +7,8 @@
 
 #include "rpc/frame.h"
 #include "rpc/gen/all.h"
+#include "rpc/gen/raft_append.h"
+#include "rpc/gen/raft_heartbeat_batch.h"
 #include "rpc/gen/registry.h"
 #include "rpc/gen_random/random.h"
 
@@ -121,6 +123,30 @@ TEST(rpc_codec, decode_frame_refuses_bad_headers) {
     // A header whose cluster id claims more bytes than the frame holds.
     std::vector<uint8_t> lying{0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 1, 0, 0, 0, 2, 0x7f, 'x', 0};
     EXPECT_EQ(decode_frame(shared_bytes::copy_of(lying)).error(), errc::malformed);
+}
+
+// The sizes docs/adr/0003-node-rpc.md quotes.
+TEST(rpc_codec, sizes_on_the_wire) {
+    auto size_of = [](const auto& m) { return gen::encode_message(m, 0).value().size(); };
+    gen::rpc_header h;
+    EXPECT_EQ(4 + size_of(h), 23u);
+    h.cluster_id = std::string(36, 'c');
+    EXPECT_EQ(4 + size_of(h), 59u);
+
+    gen::raft_heartbeat_batch b;
+    b.beats.resize(10);
+    b.acks.resize(10);
+    size_t base = size_of(b);
+    b.beats.emplace_back();
+    EXPECT_EQ(size_of(b) - base, 29u);  // per group in the leader's batch
+    b.acks.emplace_back();
+    EXPECT_EQ(size_of(b) - base - 29, 22u);  // per group in the reply
+
+    gen::raft_append a;
+    a.entries.resize(3);
+    base = size_of(a);
+    a.entries.emplace_back().payload = shared_bytes::adopt(std::vector<uint8_t>(100));
+    EXPECT_EQ(size_of(a) - base, 100u + 19u);  // an entry's own bytes beside its batch
 }
 
 }  // namespace
