@@ -87,7 +87,7 @@ uint16_t free_port() {
 // shard of it, feeding inbound().
 struct node {
     node(net::shard_set& shards, unsigned home, int32_t id, transport_config cfg = {}, uint16_t port = 0)
-        : ctx(shards.context(home)) {
+        : shards(shards), ctx(shards.context(home)) {
         cfg.self = id;
         t = std::make_unique<transport>(ctx, cfg);
         net::server_config sc;
@@ -105,6 +105,11 @@ struct node {
     ~node() {
         srv->stop();
         for (int i = 0; i < 1000 && !srv->stopped(); ++i) std::this_thread::sleep_for(5ms);
+        // stopped() turns true before the server's accept and idle loops
+        // have run their last step (already queued): let every shard pass
+        // them before the server goes (TSan caught the test destroying it
+        // under them).
+        for (unsigned s = 0; s < shards.count(); ++s) on(shards.context(s), [] {});
         on(ctx, [this] { t->stop(); });
         EXPECT_TRUE(eventually([this] { return on(ctx, [this] { return t->stopped(); }); }));
         on(ctx, [this] { t.reset(); });
@@ -127,6 +132,7 @@ struct node {
         });
     }
 
+    net::shard_set& shards;
     asio::io_context& ctx;
     std::unique_ptr<transport> t;
     std::unique_ptr<net::server> srv;
