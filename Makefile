@@ -1,5 +1,5 @@
 # The two commands: `make run` and `make test`. Everything else is a helper.
-.PHONY: run test build deps format format-check codegen bench bench-compare fuzz sim clean
+.PHONY: run test build deps format format-check codegen bench bench-compare fuzz sim clean cluster
 
 BUILD ?= build
 
@@ -15,6 +15,12 @@ run: build
 
 test:
 	@tools/test.sh
+
+# A local cluster: N nodes on loopback (data in ./data/node-<id>), every one a
+# metadata quorum voter and a broker; prints bootstrap.servers; Ctrl-C stops all.
+N ?= 3
+cluster: build
+	@N=$(N) tools/cluster.sh
 
 # Regenerate the protocol code from ../shared/kafka-protocol and the RPC code
 # from src/rpc/messages.

@@ -80,6 +80,14 @@ consumer_groups() {
     /usr/bin/python3 -s tests/groups/check.py --parts clients --librdkafka-only
 }
 
+# A 3-node cluster of real processes: formation, forwarding, data through
+# every node, kill -9 of the active controller, a node from another cluster.
+cluster_tests() {
+  tests/integration/install.sh confluent-pypi >/dev/null || return 1
+  local venv="${FJORD_CACHE:-${HOME:-/root}/.cache/fjord}/it-venv"
+  "$venv/bin/python" tests/cluster/cluster_test.py
+}
+
 differential() {
   if [ ! -d "$shared/messages" ]; then
     echo "differential: $shared not found"
@@ -99,6 +107,7 @@ stage "reference broker" tests/kafka_ref/selftest.sh
 stage "bad input vs Kafka" python3 tests/bad_input/check.py
 stage "real clients" tests/integration/run.sh kcat confluent-debian confluent-pypi kafka-python java franz-go kafkajs kafka-tools
 stage "consumer groups" consumer_groups
+stage "cluster" cluster_tests
 stage "thread sanitizer (cross-shard)" tsan_check
 stage "sanitizer build and tests" sanitize_tests
 stage "fuzz build and smoke run" fuzz_smoke

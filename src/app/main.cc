@@ -8,6 +8,8 @@
 // SIGTERM or SIGINT stops the broker cleanly.
 #include <signal.h>
 
+#include <atomic>
+
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -91,16 +93,26 @@ int start(int argc, char** argv) {
         return 1;
     }
     auto& brk = **b;
-    if (auto r = brk.start(); !r) {
-        log_error("fjord: cannot start: {}", r.error());
-        return 1;
-    }
-    std::thread stopper([&brk, sigs] {
+    // Signals are taken from the start: a node waiting for its quorum stops
+    // on SIGTERM too.
+    std::atomic<bool> signalled{false};
+    std::thread stopper([&brk, &signalled, sigs] {
         int sig = 0;
         sigwait(&sigs, &sig);
         log_info("fjord: signal {} received", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+        signalled.store(true);
         brk.stop();
     });
+    if (auto r = brk.start(); !r) {
+        pthread_kill(stopper.native_handle(), SIGTERM);
+        stopper.join();
+        if (signalled.load()) {
+            log_info("fjord: stopped before it was ready ({})", r.error());
+            return 0;
+        }
+        log_error("fjord: cannot start: {}", r.error());
+        return 1;
+    }
     brk.wait();
     // The stopper waits for a signal that may never come once stopped by other means.
     pthread_kill(stopper.native_handle(), SIGTERM);

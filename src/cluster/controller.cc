@@ -6,6 +6,7 @@
 #include <array>
 #include <set>
 
+#include "base/logger.h"
 #include "cluster/topic_name.h"
 #include "storage/checkpoint.h"
 
@@ -108,21 +109,32 @@ result<std::unique_ptr<controller>, errc> controller::open(std::unique_ptr<metad
         return fail(replayed.error());
     }
     c->table_.publish();
-    if (c->table_.image()->cluster_id().empty()) {
-        // A new cluster: Kafka's cluster ids are base64url random uuids (22 characters).
-        std::vector<metadata_record> records{register_cluster{storage::uuid_to_base64url(random_uuid(c->rng_).bytes)}};
-        auto first = c->log_->bootstrap(records);
-        if (!first) {
-            detail = fmt::format("writing the cluster id: {} {}", describe(first.error()), c->log_->offline_detail());
-            return fail(first.error());
-        }
-        if (auto r = c->stage(*first, records, why); !r) {
-            detail = fmt::format("applying the cluster id: {}", why);
-            return fail(r.error());
-        }
-        c->table_.publish();
-    }
+    controller* self = c.get();
+    c->log_->set_apply(
+        [self](int64_t first, const std::vector<metadata_record>& records) { self->on_committed(first, records); });
+    c->log_->set_state_listener([self] { self->on_log_state(); });
+    self->on_log_state();
     return c;
+}
+
+// The first writable controller of a new cluster gives it its id (Kafka's
+// cluster ids are base64url random uuids, 22 characters).
+void controller::on_log_state() {
+    if (!log_->writable()) sessions_fresh_ = false;
+    if (state_listener_) state_listener_();
+    if (!log_->writable() || !image()->cluster_id().empty() || cluster_id_pending_) return;
+    cluster_id_pending_ = true;
+    submit([this]() -> prepared {
+        std::vector<metadata_record> records;
+        if (image()->cluster_id().empty()) {
+            records.push_back(register_cluster{storage::uuid_to_base64url(random_uuid(rng_).bytes)});
+        }
+        return prepared{std::move(records), [this](result<void, errc>, image_ptr) {
+                            cluster_id_pending_ = false;
+                            // Not writable any more: the next controller does it.
+                            on_log_state();
+                        }};
+    });
 }
 
 void controller::go_offline(std::string detail) {
@@ -151,56 +163,55 @@ void controller::run_ops() {
         op o = std::move(ops_.front());
         ops_.pop_front();
         prepared p = o();
-        if (p.records.empty() || offline_) {
+        if (p.records.empty() || offline_ || !log_->writable()) {
             result<void, errc> outcome = {};
-            if (!p.records.empty()) outcome = fail(errc::metadata_offline);
+            if (!p.records.empty()) outcome = fail(offline_ ? errc::metadata_offline : errc::not_controller);
             post_([finish = std::move(p.finish), outcome, img = image()] { finish(outcome, img); });
             continue;
         }
-        // Apply to the table's pending state before writing: anything the
-        // table would refuse is refused before it reaches the log.
-        const int64_t expected_first = log_->end_offset();
+        // Validate against the tables before writing: anything they would
+        // refuse is refused before it reaches the log. The records are
+        // applied for real when the log says they are committed.
         std::string why;
-        if (auto staged = stage(expected_first, p.records, why); !staged) {
+        if (auto staged = stage(log_->end_offset(), p.records, why); !staged) {
             post_([finish = std::move(p.finish), img = image()] { finish(fail(errc::invalid_record), img); });
             continue;
         }
+        table_.discard();
         busy_ = true;
-        std::vector<metadata_record> copy = p.records;
-        log_->append(std::move(copy), [this, expected_first, records = std::move(p.records),
-                                       finish = std::move(p.finish)](result<int64_t, errc> r) mutable {
-            on_appended(expected_first, std::move(records), std::move(finish), r);
+        log_->append(std::move(p.records), [this, finish = std::move(p.finish)](result<int64_t, errc> r) mutable {
+            on_appended(std::move(finish), r);
         });
     }
 }
 
-void controller::on_appended(int64_t expected_first, std::vector<metadata_record> records,
-                             std::function<void(result<void, errc>, image_ptr)> finish, result<int64_t, errc> r) {
+void controller::on_appended(std::function<void(result<void, errc>, image_ptr)> finish, result<int64_t, errc> r) {
     FJORD_ASSERT(busy_, "append completion without an operation in flight");
     busy_ = false;
     if (!r) {
-        table_.discard();
         if (log_->offline()) go_offline(log_->offline_detail());
         finish(fail(r.error()), image());
-        run_ops();
-        return;
+    } else {
+        // on_committed() applied the records just before.
+        FJORD_ASSERT(image()->last_offset() >= *r, "append at {} completed before it was applied (image at {})", *r,
+                     image()->last_offset());
+        finish({}, image());
     }
-    if (*r != expected_first) {
-        // The log put the records elsewhere (with Raft: another leader wrote
-        // in between): apply them where they are.
-        table_.discard();
-        std::string why;
-        if (auto staged = stage(*r, records, why); !staged) {
-            go_offline(fmt::format("records durable at offset {} do not apply: {}", *r, why));
-            finish(fail(errc::metadata_offline), image());
-            run_ops();
-            return;
-        }
+    run_ops();
+}
+
+void controller::on_committed(int64_t first, const std::vector<metadata_record>& records) {
+    if (offline_) return;
+    std::string why;
+    if (auto r = stage(first, records, why); !r) {
+        // Every writer validated its records against everything committed
+        // before them: a committed record that does not apply is corruption
+        // or a bug, and nothing after it can be trusted.
+        go_offline(fmt::format("committed metadata records at offset {} do not apply: {}", first, why));
+        return;
     }
     metadata_delta delta = table_.publish();
     if (listener_) listener_(image(), delta);
-    finish({}, image());
-    run_ops();
 }
 
 protocol::uuid controller::new_topic_id(const std::vector<protocol::uuid>& taken) {
@@ -243,7 +254,7 @@ void controller::create_topics(std::vector<topic_spec> specs, topics_done done, 
                 o.error = errc::invalid_config;
             } else if (partitions < 1 || partitions > cfg_.max_partitions_per_topic) {
                 o.error = errc::invalid_partitions;
-            } else if (rf < 1 || rf > 1) {  // one broker today
+            } else if (rf < 1 || static_cast<size_t>(rf) > img->live_brokers().size()) {
                 o.error = errc::invalid_replication_factor;
             }
             if (o.error) continue;
@@ -253,13 +264,14 @@ void controller::create_topics(std::vector<topic_spec> specs, topics_done done, 
             ids.push_back(o.topic_id);
             if (validate_only) continue;
             records.push_back(topic_record{s.name, o.topic_id});
+            auto placed = place(partitions, rf);
             for (int32_t p = 0; p < partitions; ++p) {
                 partition_record pr;
                 pr.topic_id = o.topic_id;
                 pr.partition = p;
-                pr.replicas = {cfg_.node_id};
-                pr.isr = {cfg_.node_id};
-                pr.leader = cfg_.node_id;
+                pr.replicas = (*placed)[static_cast<size_t>(p)];
+                pr.isr = pr.replicas;
+                pr.leader = pr.replicas.front();
                 records.push_back(std::move(pr));
             }
             for (const auto& [key, value] : s.configs) {
@@ -318,15 +330,22 @@ void controller::create_partitions(std::string name, int32_t new_total, done_fn 
         } else if (new_total <= static_cast<int32_t>(t->partitions.size()) ||
                    new_total > cfg_.max_partitions_per_topic) {
             error = errc::invalid_partitions;
-        } else if (!validate_only) {
-            for (int32_t p = static_cast<int32_t>(t->partitions.size()); p < new_total; ++p) {
-                partition_record pr;
-                pr.topic_id = t->id;
-                pr.partition = p;
-                pr.replicas = {cfg_.node_id};
-                pr.isr = {cfg_.node_id};
-                pr.leader = cfg_.node_id;
-                records.push_back(std::move(pr));
+        } else {
+            const auto rf = static_cast<int32_t>(t->partitions.front().replicas.size());
+            const int32_t have = static_cast<int32_t>(t->partitions.size());
+            auto placed = place(new_total - have, rf);
+            if (!placed) {
+                error = errc::invalid_replication_factor;
+            } else if (!validate_only) {
+                for (int32_t p = have; p < new_total; ++p) {
+                    partition_record pr;
+                    pr.topic_id = t->id;
+                    pr.partition = p;
+                    pr.replicas = (*placed)[static_cast<size_t>(p - have)];
+                    pr.isr = pr.replicas;
+                    pr.leader = pr.replicas.front();
+                    records.push_back(std::move(pr));
+                }
             }
         }
         return prepared{std::move(records), [error, done](result<void, errc> r, image_ptr img) {
@@ -334,6 +353,131 @@ void controller::create_partitions(std::string name, int32_t new_total, done_fn 
                             done(r, std::move(img));
                         }};
     });
+}
+
+std::optional<std::vector<std::vector<int32_t>>> controller::place(int32_t count, int32_t rf) {
+    const std::vector<int32_t> live = image()->live_brokers();
+    if (rf < 1 || live.size() < static_cast<size_t>(rf)) return std::nullopt;
+    const size_t n = live.size();
+    const size_t start = static_cast<size_t>(rng_() % n);
+    std::vector<std::vector<int32_t>> out(static_cast<size_t>(std::max(count, 0)));
+    for (size_t p = 0; p < out.size(); ++p) {
+        // Replica j of partition p: the leaders rotate over the brokers, and
+        // the followers of one leader are spread by a shift that grows with
+        // each full round.
+        const size_t shift = 1 + (p / n) % std::max<size_t>(n - 1, 1);
+        for (int32_t j = 0; j < rf; ++j) {
+            const size_t at = j == 0 ? (start + p) % n : (start + p + shift + static_cast<size_t>(j - 1)) % n;
+            out[p].push_back(live[at]);
+        }
+    }
+    return out;
+}
+
+void controller::register_broker(register_broker_record reg, epoch_done done) {
+    submit([this, reg = std::move(reg), done = std::move(done)]() -> prepared {
+        std::vector<metadata_record> records{reg};
+        return prepared{std::move(records), [this, done, node = reg.node_id](result<void, errc> r, image_ptr img) {
+                            if (!r) {
+                                done(fail(r.error()));
+                                return;
+                            }
+                            const broker_info* b = img->find_broker(node);
+                            FJORD_ASSERT(b != nullptr, "broker {} registered but absent", node);
+                            last_heartbeat_ms_.erase(node);  // its session starts with its first heartbeat
+                            done(b->epoch);
+                        }};
+    });
+}
+
+void controller::broker_heartbeat(int32_t node_id, int64_t epoch, int64_t metadata_offset, int64_t now_ms,
+                                  heartbeat_done done) {
+    if (!log_->writable()) {
+        post_([done = std::move(done)] { done(fail(errc::not_controller)); });
+        return;
+    }
+    const broker_info* b = image()->find_broker(node_id);
+    if (!b || b->epoch != epoch) {
+        post_([done = std::move(done)] { done(heartbeat_reply{true, true}); });
+        return;
+    }
+    last_heartbeat_ms_[node_id] = now_ms;
+    if (!b->fenced || metadata_offset < b->epoch) {
+        post_([done = std::move(done), fenced = b->fenced] { done(heartbeat_reply{fenced, false}); });
+        return;
+    }
+    // Caught up with its own registration: unfenced, and its leaderless
+    // partitions (Kafka's offline ones) are led by it again.
+    submit([this, node_id, epoch, done = std::move(done)]() -> prepared {
+        std::vector<metadata_record> records;
+        const broker_info* now = image()->find_broker(node_id);
+        if (now && now->epoch == epoch && now->fenced) {
+            records.push_back(broker_fence_record{node_id, epoch, false});
+            for (const auto& [name, t] : image()->topics()) {
+                for (const auto& p : t->partitions) {
+                    if (p.leader == -1 && !p.replicas.empty() && p.replicas.front() == node_id) {
+                        partition_change_record c;
+                        c.topic_id = t->id;
+                        c.partition = p.partition;
+                        c.leader = node_id;
+                        c.bump_leader_epoch = true;
+                        records.push_back(std::move(c));
+                    }
+                }
+            }
+        }
+        return prepared{std::move(records), [done, node_id](result<void, errc> r, image_ptr img) {
+                            if (!r) {
+                                done(fail(r.error()));
+                                return;
+                            }
+                            const broker_info* b = img->find_broker(node_id);
+                            done(heartbeat_reply{!b || b->fenced, b == nullptr});
+                        }};
+    });
+}
+
+void controller::check_sessions(int64_t now_ms) {
+    if (!log_->writable() || offline_) return;
+    if (!sessions_fresh_) {
+        // A new active controller gives every broker a full session.
+        sessions_fresh_ = true;
+        last_heartbeat_ms_.clear();
+        for (const auto& [id, b] : image()->brokers()) last_heartbeat_ms_[id] = now_ms;
+        return;
+    }
+    for (const auto& [id, b] : image()->brokers()) {
+        auto it = last_heartbeat_ms_.find(id);
+        if (it == last_heartbeat_ms_.end()) {
+            last_heartbeat_ms_[id] = now_ms;
+            continue;
+        }
+        if (b.fenced || now_ms - it->second < cfg_.broker_session_timeout_ms) continue;
+        // Fence it: it leads nothing (with one replica its partitions go offline).
+        const int32_t node = id;
+        const int64_t epoch = b.epoch;
+        it->second = now_ms;  // one attempt per session timeout
+        log_warn("broker {} fenced: no heartbeat for {} ms", node, cfg_.broker_session_timeout_ms);
+        submit([this, node, epoch]() -> prepared {
+            std::vector<metadata_record> records;
+            const broker_info* cur = image()->find_broker(node);
+            if (cur && cur->epoch == epoch && !cur->fenced) {
+                records.push_back(broker_fence_record{node, epoch, true});
+                for (const auto& [name, t] : image()->topics()) {
+                    for (const auto& p : t->partitions) {
+                        if (p.leader != node) continue;
+                        partition_change_record c;
+                        c.topic_id = t->id;
+                        c.partition = p.partition;
+                        c.leader = -1;
+                        c.bump_leader_epoch = true;
+                        records.push_back(std::move(c));
+                    }
+                }
+            }
+            return prepared{std::move(records), [](result<void, errc>, image_ptr) {}};
+        });
+    }
 }
 
 void controller::allocate_producer_ids(int64_t count, ids_done done) {

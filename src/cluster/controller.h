@@ -46,6 +46,7 @@ struct controller_config {
     int32_t max_partitions_per_topic = 100'000;
     // Topic and cluster ids come from this seed; 0: from std::random_device.
     uint64_t random_seed = 0;
+    int64_t broker_session_timeout_ms = 9000;  // broker.session.timeout.ms
 };
 
 struct topic_spec {
@@ -119,6 +120,24 @@ public:
     void alter_configs(config_resource_type type, std::string name, std::vector<config_change> changes, bool replace,
                        done_fn done, bool validate_only = false);
 
+    // A node registers as a broker (BrokerRegistration): its epoch (the
+    // registration record's offset). A registered broker starts fenced.
+    using epoch_done = std::function<void(result<int64_t, errc>)>;
+    void register_broker(register_broker_record reg, epoch_done done);
+    // A broker's heartbeat: unfences it once its metadata has reached its
+    // own registration; `fenced` says whether it still is.
+    struct heartbeat_reply {
+        bool fenced = true;
+        bool unknown = false;  // not registered with this epoch: register again
+    };
+    using heartbeat_done = std::function<void(result<heartbeat_reply, errc>)>;
+    void broker_heartbeat(int32_t node_id, int64_t epoch, int64_t metadata_offset, int64_t now_ms, heartbeat_done done);
+    // Fences the brokers whose last heartbeat is older than the session
+    // timeout (active controller only; call it every few hundred ms).
+    void check_sessions(int64_t now_ms);
+    // Told (posted) when the metadata log's leadership may have changed.
+    void set_state_listener(std::function<void()> fn) { state_listener_ = std::move(fn); }
+
     // Hands out `count` producer ids: the first of them, durably taken.
     using ids_done = std::function<void(result<int64_t, errc>)>;
     void allocate_producer_ids(int64_t count, ids_done done);
@@ -143,12 +162,17 @@ private:
     controller(std::unique_ptr<metadata_log> log, controller_config cfg, post_fn post);
     void submit(op o);
     void run_ops();
-    void on_appended(int64_t expected_first, std::vector<metadata_record> records,
-                     std::function<void(result<void, errc>, image_ptr)> finish, result<int64_t, errc> r);
+    void on_appended(std::function<void(result<void, errc>, image_ptr)> finish, result<int64_t, errc> r);
+    void on_committed(int64_t first, const std::vector<metadata_record>& records);
+    void on_log_state();
     // Applies `records` at offsets from `first` to the table's pending
     // state; on a refusal discards them and returns why.
     result<void, errc> stage(int64_t first, const std::vector<metadata_record>& records, std::string& detail);
     protocol::uuid new_topic_id(const std::vector<protocol::uuid>& taken);
+    // Replica lists for `count` new partitions from `first` over the live
+    // brokers (round robin from a random start, as Kafka's default), or
+    // nullopt when there are fewer than `rf` live brokers.
+    std::optional<std::vector<std::vector<int32_t>>> place(int32_t count, int32_t rf);
     void go_offline(std::string detail);
 
     std::unique_ptr<metadata_log> log_;
@@ -158,7 +182,13 @@ private:
     listener_fn listener_;
     std::mt19937_64 rng_;
     std::deque<op> ops_;
+    std::function<void()> state_listener_;
+    // Active controller: when each broker was last heard from (ms), reset
+    // when this node becomes the active controller.
+    std::map<int32_t, int64_t> last_heartbeat_ms_;
+    bool sessions_fresh_ = false;
     bool busy_ = false;
+    bool cluster_id_pending_ = false;
     bool offline_ = false;
     std::string offline_detail_;
 };

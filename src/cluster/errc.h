@@ -27,6 +27,8 @@ enum class errc : uint8_t {
     unsupported_version,  // a record type or version this build does not know
     io_error,             // the log could not write (EIO, ENOSPC...): KAFKA_STORAGE_ERROR (56)
     metadata_offline,     // an earlier error took the metadata offline: KAFKA_STORAGE_ERROR (56)
+    // The metadata quorum.
+    not_controller,  // this node is not (or no longer) the active controller: NOT_CONTROLLER (41)
 };
 
 const char* describe(errc e);

@@ -37,6 +37,7 @@ result<std::unique_ptr<local_metadata_log>, errc> local_metadata_log::open(const
                                                                            storage::io_engine& engine, post_fn post,
                                                                            std::string& detail) {
     std::unique_ptr<local_metadata_log> l(new local_metadata_log(std::move(post)));
+    l->node_id_ = opts.node_id;
     storage::log_manager_config cfg;
     cfg.dir = opts.dir;
     cfg.max_open_files = 16;
@@ -131,26 +132,18 @@ void local_metadata_log::append(std::vector<metadata_record> records, append_don
     }
     const auto [first, last] = *w;
     ++in_flight_;
-    durability_->appended(last, static_cast<int64_t>(records.size()), now_ms(),
-                          [this, first = first, done = std::move(done)](int err) {
+    const auto count = static_cast<int64_t>(records.size());
+    durability_->appended(last, count, now_ms(),
+                          [this, first = first, records = std::move(records), done = std::move(done)](int err) {
                               --in_flight_;
                               if (err != 0) {
                                   go_offline(fmt::format("metadata log fsync failed: {}", std::strerror(-err)));
                                   done(fail(errc::metadata_offline));
                                   return;
                               }
+                              if (apply_) apply_(first, records);
                               done(first);
                           });
-}
-
-result<int64_t, errc> local_metadata_log::bootstrap(std::vector<metadata_record> records) {
-    FJORD_ASSERT(idle(), "bootstrap on a busy metadata log");
-    auto w = write_batch(records);
-    if (!w) return fail(w.error());
-    if (auto r = log_->sync(); !r) {
-        return fail(go_offline(fmt::format("metadata log fsync failed: {}", storage::describe(r.error()))));
-    }
-    return w->first;
 }
 
 result<void, errc> local_metadata_log::replay(const replay_fn& fn) {

@@ -1,4 +1,5 @@
-// local_metadata_log: the metadata log of a single node, kept in a storage
+// local_metadata_log: the metadata log of a single node without Raft (the
+// controller's unit tests; the broker runs raft_metadata_log), kept in a storage
 // partition log `<dir>/__cluster_metadata-0` (Kafka's KRaft name), one record
 // batch per append, each record's value one encoded metadata_record
 // (metadata_records.h).
@@ -28,9 +29,6 @@
 
 namespace fjord::cluster {
 
-// The partition directory name inside the metadata directory.
-inline constexpr const char* metadata_topic = "__cluster_metadata";
-
 struct local_metadata_log_options {
     std::string dir;  // the metadata directory, created if missing
     int32_t node_id = 1;
@@ -50,7 +48,10 @@ public:
     ~local_metadata_log() override;
 
     void append(std::vector<metadata_record> records, append_done done) override;
-    result<int64_t, errc> bootstrap(std::vector<metadata_record> records) override;
+    void set_apply(apply_fn fn) override { apply_ = std::move(fn); }
+    void set_state_listener(std::function<void()>) override {}  // never changes
+    bool writable() const override { return !offline_; }
+    std::optional<int32_t> leader() const override { return node_id_; }
     result<void, errc> replay(const replay_fn& fn) override;
     int64_t end_offset() const override { return log_->end_offset(); }
     bool idle() const override { return in_flight_ == 0 && (!durability_ || durability_->idle()); }
@@ -69,6 +70,8 @@ private:
     errc go_offline(std::string detail);
 
     post_fn post_;
+    apply_fn apply_;
+    int32_t node_id_ = 1;
     std::unique_ptr<storage::log_manager> manager_;
     storage::log* log_ = nullptr;  // owned by manager_
     std::unique_ptr<storage::durability> durability_;

@@ -20,6 +20,7 @@ const char* describe(errc e) {
         case errc::unsupported_version: return "unsupported metadata record type or version";
         case errc::io_error: return "metadata log I/O error";
         case errc::metadata_offline: return "cluster metadata offline";
+        case errc::not_controller: return "this node is not the active controller";
     }
     return "unknown cluster error";
 }
@@ -33,6 +34,8 @@ record_type type_of(const metadata_record& r) {
         record_type operator()(const remove_topic_record&) const { return record_type::remove_topic; }
         record_type operator()(const partition_change_record&) const { return record_type::partition_change; }
         record_type operator()(const producer_ids_record&) const { return record_type::producer_ids; }
+        record_type operator()(const register_broker_record&) const { return record_type::register_broker; }
+        record_type operator()(const broker_fence_record&) const { return record_type::broker_fence; }
     };
     return std::visit(visitor{}, r);
 }
@@ -46,6 +49,8 @@ const char* name_of(record_type t) {
         case record_type::remove_topic: return "remove_topic";
         case record_type::partition_change: return "partition_change";
         case record_type::producer_ids: return "producer_ids";
+        case record_type::register_broker: return "register_broker";
+        case record_type::broker_fence: return "broker_fence";
     }
     return "unknown";
 }
@@ -98,6 +103,24 @@ struct encoder {
         w.u8(r.bump_leader_epoch ? 1 : 0);
     }
     void operator()(const producer_ids_record& r) const { w.varlong(r.next_producer_id); }
+    void operator()(const register_broker_record& r) const {
+        w.varint(r.node_id);
+        w.write_uuid(r.incarnation_id);
+        w.uvarint(static_cast<uint32_t>(r.endpoints.size()));
+        for (const auto& e : r.endpoints) {
+            put_string(w, e.name);
+            put_string(w, e.host);
+            w.varint(e.port);
+            w.varint(e.security_protocol);
+        }
+        w.u8(r.rack ? 1 : 0);
+        if (r.rack) put_string(w, *r.rack);
+    }
+    void operator()(const broker_fence_record& r) const {
+        w.varint(r.node_id);
+        w.varlong(r.broker_epoch);
+        w.u8(r.fenced ? 1 : 0);
+    }
 };
 
 // ---- decoding --------------------------------------------------------------
@@ -187,6 +210,38 @@ metadata_record decode_body(record_type t, decoder& d) {
             return x;
         }
         case record_type::producer_ids: return producer_ids_record{r.varlong()};
+        case record_type::register_broker: {
+            register_broker_record x;
+            x.node_id = r.varint();
+            x.incarnation_id = d.id();
+            uint32_t n = r.uvarint();
+            // An endpoint takes at least four bytes: never allocate beyond the input.
+            if (r.ok() && n > r.remaining() / 4) {
+                r.fail(protocol::errc::length_too_large);
+                return x;
+            }
+            for (uint32_t i = 0; i < n && r.ok(); ++i) {
+                broker_endpoint e;
+                e.name = d.string();
+                e.host = d.string();
+                e.port = r.varint();
+                const int32_t proto = r.varint();
+                if (r.ok() && (e.port < 0 || e.port > 65535)) d.invalid("an endpoint port outside 0-65535");
+                if (r.ok() && (proto < 0 || proto > 3)) d.invalid("an unknown security protocol");
+                e.security_protocol = static_cast<int16_t>(proto);
+                x.endpoints.push_back(std::move(e));
+            }
+            if (d.flag()) x.rack = d.string();
+            if (r.ok() && x.node_id < 0) d.invalid("a negative node id");
+            return x;
+        }
+        case record_type::broker_fence: {
+            broker_fence_record x;
+            x.node_id = r.varint();
+            x.broker_epoch = r.varlong();
+            x.fenced = d.flag();
+            return x;
+        }
     }
     FJORD_UNREACHABLE("record type {} not handled", static_cast<int>(t));
 }
@@ -219,7 +274,7 @@ result<metadata_record, errc> decode(std::span<const uint8_t> bytes, std::string
                       fmt::format("record header ({} bytes): {}", bytes.size(), protocol::describe(r.error())));
     }
     if (type < static_cast<uint32_t>(record_type::register_cluster) ||
-        type > static_cast<uint32_t>(record_type::producer_ids)) {
+        type > static_cast<uint32_t>(record_type::broker_fence)) {
         return failed(errc::unsupported_version, fmt::format("unknown record type {}", type));
     }
     const auto t = static_cast<record_type>(type);

@@ -93,8 +93,38 @@ struct producer_ids_record {
     friend bool operator==(const producer_ids_record&, const producer_ids_record&) = default;
 };
 
-using metadata_record = std::variant<register_cluster, topic_record, partition_record, config_record,
-                                     remove_topic_record, partition_change_record, producer_ids_record>;
+// One listener a broker serves clients on (Kafka's BrokerEndpoint).
+struct broker_endpoint {
+    std::string name;  // the listener name, PLAINTEXT
+    std::string host;
+    int32_t port = 0;
+    int16_t security_protocol = 0;  // Kafka's SecurityProtocol id (0 PLAINTEXT)
+    friend bool operator==(const broker_endpoint&, const broker_endpoint&) = default;
+};
+
+// A node joins the cluster as a broker, or rejoins it after a restart (a new
+// incarnation). Its broker epoch is this record's offset. A newly registered
+// broker is fenced until the controller sees it caught up.
+struct register_broker_record {
+    int32_t node_id = 0;
+    protocol::uuid incarnation_id;
+    std::vector<broker_endpoint> endpoints;
+    std::optional<std::string> rack;  // broker.rack
+    friend bool operator==(const register_broker_record&, const register_broker_record&) = default;
+};
+
+// The controller fences a broker that stopped heartbeating (it leads
+// nothing, clients are not sent to it) or unfences one that caught up.
+struct broker_fence_record {
+    int32_t node_id = 0;
+    int64_t broker_epoch = 0;  // the registration this applies to
+    bool fenced = false;
+    friend bool operator==(const broker_fence_record&, const broker_fence_record&) = default;
+};
+
+using metadata_record =
+    std::variant<register_cluster, topic_record, partition_record, config_record, remove_topic_record,
+                 partition_change_record, producer_ids_record, register_broker_record, broker_fence_record>;
 
 // The type tag written first; never reuse a value.
 enum class record_type : uint8_t {
@@ -105,6 +135,8 @@ enum class record_type : uint8_t {
     remove_topic = 5,
     partition_change = 6,
     producer_ids = 7,
+    register_broker = 8,
+    broker_fence = 9,
 };
 
 // The version this build writes and the highest it reads, per type.

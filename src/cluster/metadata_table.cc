@@ -52,6 +52,14 @@ const config_map* metadata_image::broker_configs(std::string_view broker) const 
     return it == broker_configs_.end() ? nullptr : &it->second;
 }
 
+std::vector<int32_t> metadata_image::live_brokers() const {
+    std::vector<int32_t> out;
+    for (const auto& [id, b] : brokers_) {
+        if (!b.fenced) out.push_back(id);
+    }
+    return out;
+}
+
 metadata_table::metadata_table() : image_(std::make_shared<const metadata_image>()) {}
 
 metadata_image& metadata_table::pending() {
@@ -187,6 +195,25 @@ result<void, errc> metadata_table::apply(int64_t offset, const metadata_record& 
                                               cur.next_producer_id()));
         }
         pending().next_producer_id_ = r->next_producer_id;
+    } else if (auto* r = std::get_if<register_broker_record>(&rec)) {
+        if (r->node_id < 0) return refuse(detail, fmt::format("broker registration of node {}", r->node_id));
+        broker_info b;
+        b.node_id = r->node_id;
+        b.epoch = offset;
+        b.incarnation_id = r->incarnation_id;
+        b.endpoints = r->endpoints;
+        b.rack = r->rack;
+        b.fenced = true;
+        pending().brokers_.insert_or_assign(r->node_id, std::move(b));
+        brokers_changed_ = true;
+    } else if (auto* r = std::get_if<broker_fence_record>(&rec)) {
+        const broker_info* b = cur.find_broker(r->node_id);
+        if (!b || b->epoch != r->broker_epoch) {
+            return refuse(detail, fmt::format("fencing of broker {} epoch {}: {}", r->node_id, r->broker_epoch,
+                                              b ? fmt::format("its epoch is {}", b->epoch) : "not registered"));
+        }
+        pending().brokers_[r->node_id].fenced = r->fenced;
+        brokers_changed_ = true;
     } else {
         FJORD_UNREACHABLE("record type {} not applied", static_cast<int>(type_of(rec)));
     }
@@ -204,11 +231,12 @@ metadata_delta metadata_table::publish() {
     for (auto& [id, t] : deleted_) d.deleted.push_back(t);
     d.cluster_id_changed = cluster_id_changed_;
     d.broker_configs_changed = broker_configs_changed_;
+    d.brokers_changed = brokers_changed_;
     image_ = std::move(pending_);  // from here on const: shared with readers
     pending_.reset();
     owned_.clear();
     deleted_.clear();
-    cluster_id_changed_ = broker_configs_changed_ = false;
+    cluster_id_changed_ = broker_configs_changed_ = brokers_changed_ = false;
     return d;
 }
 
@@ -216,7 +244,7 @@ void metadata_table::discard() {
     pending_.reset();
     owned_.clear();
     deleted_.clear();
-    cluster_id_changed_ = broker_configs_changed_ = false;
+    cluster_id_changed_ = broker_configs_changed_ = brokers_changed_ = false;
 }
 
 }  // namespace fjord::cluster

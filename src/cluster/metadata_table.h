@@ -58,6 +58,24 @@ struct topic_info {
 };
 
 using config_map = std::map<std::string, std::string, std::less<>>;
+
+// A registered broker (register_broker_record, broker_fence_record).
+struct broker_info {
+    int32_t node_id = 0;
+    int64_t epoch = -1;  // the offset of its latest registration
+    protocol::uuid incarnation_id;
+    std::vector<broker_endpoint> endpoints;
+    std::optional<std::string> rack;
+    bool fenced = true;
+    // The endpoint of `listener`, or null.
+    const broker_endpoint* endpoint(std::string_view listener) const {
+        for (const auto& e : endpoints) {
+            if (e.name == listener) return &e;
+        }
+        return nullptr;
+    }
+    friend bool operator==(const broker_info&, const broker_info&) = default;
+};
 using topics_by_name = std::map<std::string, std::shared_ptr<const topic_info>, std::less<>>;
 using topics_by_id = std::map<protocol::uuid, std::shared_ptr<const topic_info>, uuid_less>;
 
@@ -84,6 +102,14 @@ public:
     // Broker configs by broker name ("" is the cluster-wide default); null if none set.
     const config_map* broker_configs(std::string_view broker) const;
     const std::map<std::string, config_map, std::less<>>& all_broker_configs() const { return broker_configs_; }
+    // Registered brokers by node id (fenced ones included).
+    const std::map<int32_t, broker_info>& brokers() const { return brokers_; }
+    const broker_info* find_broker(int32_t node_id) const {
+        auto it = brokers_.find(node_id);
+        return it == brokers_.end() ? nullptr : &it->second;
+    }
+    // Unfenced brokers: the ones that may lead partitions and that clients see.
+    std::vector<int32_t> live_brokers() const;
 
 private:
     friend class metadata_table;
@@ -94,6 +120,7 @@ private:
     topics_by_name by_name_;
     topics_by_id by_id_;
     std::map<std::string, config_map, std::less<>> broker_configs_;
+    std::map<int32_t, broker_info> brokers_;
 };
 
 // What a publish() changed, so that the owner can act on it (create or delete
@@ -104,8 +131,10 @@ struct metadata_delta {
     std::vector<std::shared_ptr<const topic_info>> deleted;  // as they were in the previous image
     bool cluster_id_changed = false;
     bool broker_configs_changed = false;
+    bool brokers_changed = false;  // a registration, fencing or unfencing
     bool empty() const {
-        return created.empty() && changed.empty() && deleted.empty() && !cluster_id_changed && !broker_configs_changed;
+        return created.empty() && changed.empty() && deleted.empty() && !cluster_id_changed &&
+               !broker_configs_changed && !brokers_changed;
     }
 };
 
@@ -144,6 +173,7 @@ private:
     std::map<protocol::uuid, std::shared_ptr<const topic_info>, uuid_less> deleted_;  // as in image_
     bool cluster_id_changed_ = false;
     bool broker_configs_changed_ = false;
+    bool brokers_changed_ = false;
 };
 
 }  // namespace fjord::cluster

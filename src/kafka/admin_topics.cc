@@ -144,6 +144,7 @@ int16_t kafka_error_of(cluster::errc e) {
         case cluster::errc::duplicate_topic: return error::invalid_request;
         case cluster::errc::io_error:
         case cluster::errc::metadata_offline: return error::kafka_storage_error;
+        case cluster::errc::not_controller: return error::not_controller;
         default: return error::unknown_server_error;
     }
 }
@@ -232,12 +233,18 @@ net::awaitable<net::response> handle_create_topics(shard_ctx& sh, request_contex
                        "Replication factor must be larger than 0, or -1 to use the default value."};
             }
             const int32_t eff_rf = rf == -1 ? cfg.default_replication_factor : rf;
-            if (!err && eff_rf > 1) {
+            const size_t live = sh.image->live_brokers().size();
+            if (!err && static_cast<size_t>(eff_rf) > std::max<size_t>(live, 1)) {
                 err = {error::invalid_replication_factor,
                        fmt::format("Unable to replicate the partition {} time(s): The target replication factor of {} "
-                                   "cannot be reached because only 1 broker(s) are registered or some brokers have "
+                                   "cannot be reached because only {} broker(s) are registered or some brokers have "
                                    "all their log directories cordoned.",
-                                   eff_rf, eff_rf)};
+                                   eff_rf, eff_rf, std::max<size_t>(live, 1))};
+            } else if (!err && eff_rf > 1) {
+                err = {error::invalid_replication_factor,
+                       fmt::format("Fjord does not replicate partitions yet: replication factor {} cannot be served "
+                                   "(use 1).",
+                                   eff_rf)};
             }
             const int32_t eff_partitions = partitions == -1 ? cfg.num_partitions : partitions;
             if (!err && eff_partitions > 100'000) {

@@ -5,16 +5,18 @@
 #include <chrono>
 #include <filesystem>
 #include <future>
+#include <random>
 
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
 #include "base/logger.h"
 #include "base/metrics.h"
-#include "cluster/local_metadata_log.h"
+#include "cluster/raft_metadata_log.h"
 #include "kafka/config_catalog.h"
 #include "kafka/dispatcher.h"
 #include "net/blocking_pool.h"
+#include "rpc/transport.h"
 
 namespace fjord::kafka {
 namespace {
@@ -31,20 +33,15 @@ counter compactions_run("fjord_log_compactions_total", "Compaction runs installe
 counter retention_deleted("fjord_log_segments_deleted_total{reason=\"retention\"}",
                           "Segments deleted by retention.ms / retention.bytes");
 
-// Runs `fn` on `ctx`'s thread and waits for it (start-up and shutdown only).
-template <typename F>
-auto run_on(asio::io_context& ctx, F fn) -> decltype(fn()) {
-    std::packaged_task<decltype(fn())()> task(std::move(fn));
-    auto fut = task.get_future();
-    asio::post(ctx, [&task] { task(); });
-    return fut.get();
-}
-
 template <typename T>
 net::awaitable<void> await_flag(net::event& ev, const T& done) {
     while (!done()) co_await ev.wait();
 }
 }  // namespace
+
+bool hosts(const cluster::partition_info& p, int32_t node) {
+    return std::find(p.replicas.begin(), p.replicas.end(), node) != p.replicas.end();
+}
 
 unsigned owner_shard(std::string_view topic, int32_t partition, unsigned shards) {
     uint64_t h = 1469598103934665603ull;  // FNV-1a, stable across runs and builds
@@ -81,10 +78,11 @@ static net::awaitable<void> retire_partition(shard_ctx* sh, std::unique_ptr<part
 }
 
 void shard_ctx::drop_deleted(const cluster::metadata_image& img) {
-    auto wanted = [&img](const storage::topic_partition& tp, const protocol::uuid* id) {
+    const int32_t self = owner.config().node_id;
+    auto wanted = [&img, self](const storage::topic_partition& tp, const protocol::uuid* id) {
         const auto* t = img.find_topic(tp.topic);
         return t && tp.partition >= 0 && tp.partition < static_cast<int32_t>(t->partitions.size()) &&
-               (!id || t->id == *id);
+               (!id || t->id == *id) && hosts(t->partitions[static_cast<size_t>(tp.partition)], self);
     };
     std::vector<storage::topic_partition> gone;
     for (const auto& [tp, p] : partitions) {
@@ -127,7 +125,7 @@ void shard_ctx::apply_image(std::shared_ptr<const cluster::metadata_image> img) 
     for (const auto& [name, topic] : img->topics()) {
         std::optional<topic_config> tc;
         for (const auto& p : topic->partitions) {
-            if (owner_shard(name, p.partition, n) != id) continue;
+            if (owner_shard(name, p.partition, n) != id || !hosts(p, base_cfg.node_id)) continue;
             storage::topic_partition tp{name, p.partition};
             if (!tc) {
                 properties props(topic->configs.begin(), topic->configs.end());
@@ -186,6 +184,10 @@ result<std::unique_ptr<broker>, std::string> broker::create(broker_config cfg) {
 
 result<void, std::string> broker::start() {
     started_ms_ = wall_ms();
+    {
+        std::random_device rd;
+        for (auto& byte : incarnation_.bytes) byte = static_cast<uint8_t>(rd());
+    }
     unsigned n = cfg_.smp ? cfg_.smp : std::max(1u, std::thread::hardware_concurrency());
     n = std::min(n, max_metric_shards);
     std::error_code ec;
@@ -218,6 +220,16 @@ result<void, std::string> broker::start() {
     }
     shards_->run();
     if (auto r = open_on_shards(); !r) {
+        // What started must stop for the shards to end.
+        if (controller_server_) controller_server_->stop();
+        for (int i = 0; controller_server_ && i < 300 && !controller_server_->stopped(); ++i) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        }
+        run_on(shards_->context(0), [&] {
+            for (auto& c : ctx_) c->stopping = true;
+            if (metadata_log_) metadata_log_->abandon();
+            if (transport_) transport_->stop();
+        });
         shards_->stop();
         shards_->join();
         return r;
@@ -246,6 +258,18 @@ result<void, std::string> broker::start() {
         }
         bound += fmt::format("{}{}://{}:{}", bound.empty() ? "" : ",", l.name, sc.host, *port);
         servers_.push_back(std::move(srv));
+    }
+    // Registered with the controller and unfenced before serving clients
+    // (as a Kafka broker waits to be unfenced).
+    endpoints_ready_.store(true);
+    for (int64_t waited = 0; broker_fenced_.load(); waited += 20) {
+        {
+            std::unique_lock g(mu_);
+            if (cv_.wait_for(g, std::chrono::milliseconds(20), [&] { return stop_requested_; })) break;
+        }
+        if (waited > 0 && waited % 5000 == 0) {
+            log_info("waiting to be registered and unfenced by the controller (leader {})", quorum_leader_.load());
+        }
     }
     for (auto& srv : servers_) srv->start();
 
@@ -280,29 +304,28 @@ result<void, std::string> broker::start() {
 
 result<void, std::string> broker::open_on_shards() {
     const unsigned n = shards_->count();
-    // The controller and its metadata log on shard 0.
+    // The metadata quorum and the controller on shard 0; the controller
+    // listener so that the other voters reach this one.
+    if (auto r = open_metadata(); !r) return r;
+    if (auto r = start_controller_listener(); !r) return r;
     auto& ctx0 = shards_->context(0);
-    auto post0 = [&ctx0](std::function<void()> fn) { asio::post(ctx0, std::move(fn)); };
-    auto opened = run_on(ctx0, [&]() -> result<void, std::string> {
-        cluster::local_metadata_log_options mo;
-        mo.dir = cfg_.log_dir + "/" + cluster::metadata_topic;
-        mo.node_id = cfg_.node_id;
-        std::string detail;
-        auto mlog = cluster::local_metadata_log::open(mo, *io_, post0, detail);
-        if (!mlog) return fail(fmt::format("metadata log {}: {}", mo.dir, detail));
-        metadata_log_ = mlog->get();
-        cluster::controller_config cc;
-        cc.node_id = cfg_.node_id;
-        cc.default_partitions = cfg_.num_partitions;
-        cc.default_replication_factor = cfg_.default_replication_factor;
-        auto ctl = cluster::controller::open(std::move(mlog).value(), cc, post0, detail);
-        if (!ctl) return fail(fmt::format("metadata: {}", detail));
-        controller_ = std::move(ctl).value();
-        cluster_id_ = controller_->image()->cluster_id();
-        return {};
-    });
-    if (!opened) return opened;
-
+    asio::co_spawn(ctx0, quorum_loop(this), asio::detached);
+    // The cluster id comes from the first elected controller of a new
+    // cluster, or with the committed metadata from the quorum's leader.
+    for (int64_t waited = 0;; waited += 20) {
+        cluster_id_ = run_on(ctx0, [&] { return controller_->image()->cluster_id(); });
+        if (!cluster_id_.empty()) break;
+        {
+            std::unique_lock g(mu_);
+            if (cv_.wait_for(g, std::chrono::milliseconds(20), [&] { return stop_requested_; })) {
+                return fail(std::string("stopped while waiting for the metadata quorum"));
+            }
+        }
+        if (waited > 0 && waited % 5000 == 0) {
+            log_info("waiting for the metadata quorum (voters {}): leader {}", cfg_.voters.size(),
+                     quorum_leader_.load());
+        }
+    }
     // Each shard's logs: shard 0 first (it writes meta.properties), then the rest.
     auto open_logs = [&](unsigned i) -> result<void, std::string> {
         return run_on(shards_->context(i), [&, i]() -> result<void, std::string> {
@@ -343,11 +366,16 @@ result<void, std::string> broker::open_on_shards() {
     }
 
     // Every shard applies the current image, then follows the controller.
-    auto img = run_on(ctx0, [&] { return controller_->image(); });
+    auto img = run_on(ctx0, [&] {
+        on_quorum_state();
+        return controller_->image();
+    });
     for (unsigned i = 0; i < n; ++i) run_on(shards_->context(i), [&, i] { ctx_[i]->apply_image(img); });
     run_on(ctx0, [&] {
-        controller_->set_listener(
-            [this](const cluster::controller::image_ptr& next, const cluster::metadata_delta&) { publish(next); });
+        controller_->set_listener([this](const cluster::controller::image_ptr& next, const cluster::metadata_delta& d) {
+            if (d.cluster_id_changed) on_quorum_state();
+            publish(next);
+        });
     });
     return {};
 }
@@ -367,6 +395,27 @@ std::pair<std::string, int32_t> broker::advertised_for(std::string_view listener
         if (port == 0 && !servers_.empty()) port = servers_.front()->port();
     }
     return {adv.host, port};
+}
+
+std::optional<std::pair<std::string, int32_t>> broker::endpoint_of(const cluster::metadata_image& img, int32_t node,
+                                                                   std::string_view listener) const {
+    if (node == cfg_.node_id) return advertised_for(listener);
+    const cluster::broker_info* b = img.find_broker(node);
+    if (!b || b->endpoints.empty()) return std::nullopt;
+    const cluster::broker_endpoint* e = b->endpoint(listener);
+    if (!e) e = &b->endpoints.front();
+    return std::pair{e->host, e->port};
+}
+
+std::vector<int32_t> broker::client_brokers(const cluster::metadata_image& img) const {
+    auto live = img.live_brokers();
+    // Until this node's own registration is in the image (it serves only
+    // once unfenced, so briefly at most), it lists itself.
+    if (std::find(live.begin(), live.end(), cfg_.node_id) == live.end()) {
+        live.push_back(cfg_.node_id);
+        std::sort(live.begin(), live.end());
+    }
+    return live;
 }
 
 void broker::publish(const std::shared_ptr<const cluster::metadata_image>& img) {
@@ -402,6 +451,21 @@ net::awaitable<std::pair<std::vector<cluster::topic_outcome>, int64_t>> create_o
 
 net::awaitable<std::vector<cluster::topic_outcome>> broker::create_topics(std::vector<cluster::topic_spec> specs) {
     auto& here = *ctx_[net::shard_set::current()];
+    if (!active_controller()) {
+        auto remote = create_topics_remote(std::move(specs));
+        auto outcomes = co_await std::move(remote);
+        // Visible here before the caller answers, as far as the metadata
+        // reaches this node within a few seconds.
+        auto ex = co_await asio::this_coro::executor;
+        for (int i = 0; i < 500; ++i) {
+            bool all = true;
+            for (const auto& o : outcomes) all = all && (o.error || here.image->find_topic(o.name));
+            if (all) break;
+            asio::steady_timer t(ex, std::chrono::milliseconds(10));
+            co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+        }
+        co_return outcomes;
+    }
     auto* ctl = controller_.get();
     auto task = shards_->invoke_on(
         0, [ctl, s = std::move(specs)]() mutable { return create_on_controller(ctl, std::move(s)); });
@@ -424,6 +488,16 @@ void broker::wait() {
         cv_.wait(g, [&] { return stop_requested_; });
     }
     log_info("fjord stopping: no new connections; finishing in-flight requests");
+    // Controlled shutdown: the metadata quorum's leadership moves to another
+    // voter first, so that the cluster does not wait for an election timeout.
+    if (cfg_.voters.size() > 1) {
+        const bool moving =
+            run_on(shards_->context(0), [&] { return metadata_log_ && metadata_log_->transfer_leadership_away(); });
+        for (int i = 0; moving && i < 200 && quorum_leader_.load() == cfg_.node_id; ++i) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        }
+        if (moving) log_info("metadata quorum: leadership handed to node {}", quorum_leader_.load());
+    }
     // Group calls waiting for a rebalance are answered now (NOT_COORDINATOR),
     // not when their rebalance timeout ends.
     for (unsigned i = 0; i < shards_->count(); ++i) {
@@ -432,6 +506,12 @@ void broker::wait() {
     for (auto& srv : servers_) srv->stop();
     for (auto& srv : servers_) {
         for (int i = 0; i < 3000 && !srv->stopped(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    if (controller_server_) {
+        controller_server_->stop();
+        for (int i = 0; i < 300 && !controller_server_->stopped(); ++i) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        }
     }
     if (http_acceptor_) {
         run_on(shards_->context(0), [&] {
@@ -494,8 +574,11 @@ void broker::shutdown_shards() {
             asio::detached);
     }
     for (auto& d : done) d.get_future().wait();
-    // The metadata log last.
-    run_on(shards_->context(0), [&] {});
+    // The metadata log last: what it cannot finish now fails (a quorum whose
+    // other voters are gone would never commit it).
+    run_on(shards_->context(0), [&] {
+        if (metadata_log_) metadata_log_->abandon();
+    });
     for (int i = 0; i < 3000; ++i) {
         bool idle =
             run_on(shards_->context(0), [&] { return !controller_ || (controller_->idle() && metadata_log_->idle()); });
@@ -503,7 +586,8 @@ void broker::shutdown_shards() {
         std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
     run_on(shards_->context(0), [&] {
-        if (metadata_log_) {
+        if (transport_) transport_->stop();
+        if (metadata_log_ && metadata_log_->idle()) {
             if (auto r = metadata_log_->close(); !r) log_error("metadata log: clean shutdown failed");
         }
         controller_.reset();

@@ -37,9 +37,20 @@
 #include "storage/io_engine.h"
 #include "storage/log_manager.h"
 
+#include <future>
+
 namespace fjord::cluster {
-class local_metadata_log;
+class raft_metadata_log;
 }
+namespace fjord::rpc {
+class transport;
+namespace gen {
+struct broker_registration_request;
+struct broker_registration_response;
+struct broker_heartbeat_request;
+struct broker_heartbeat_response;
+}  // namespace gen
+}  // namespace fjord::rpc
 
 namespace fjord::kafka {
 
@@ -47,6 +58,24 @@ class broker;
 class dispatcher;
 
 unsigned owner_shard(std::string_view topic, int32_t partition, unsigned shards);
+
+// This node keeps a replica of `p`.
+bool hosts(const cluster::partition_info& p, int32_t node);
+
+// Producer ids are handed out in blocks of this many per node.
+inline constexpr int64_t producer_id_block = 1000;
+
+// Kafka requests only the active controller serves (forwarded to it).
+bool is_controller_api(int16_t api_key);
+
+// Runs `fn` on `ctx`'s thread and waits for it (start-up and shutdown only).
+template <typename F>
+auto run_on(net::asio::io_context& ctx, F fn) -> decltype(fn()) {
+    std::packaged_task<decltype(fn())()> task(std::move(fn));
+    auto fut = task.get_future();
+    net::asio::post(ctx, [&task] { task(); });
+    return fut.get();
+}
 
 // What one shard owns.
 struct shard_ctx {
@@ -111,22 +140,59 @@ public:
     // advertised listener of the same name (else the first), with the bound
     // port when the advertised one is 0.
     std::pair<std::string, int32_t> advertised_for(std::string_view listener) const;
+    // Where clients reach `node` through `listener`: this node's advertised
+    // listener, another broker's registered endpoint of the same name (else
+    // its first); nullopt for a node the image does not know.
+    std::optional<std::pair<std::string, int32_t>> endpoint_of(const cluster::metadata_image& img, int32_t node,
+                                                               std::string_view listener) const;
+    // The brokers clients may use (unfenced), in node order.
+    std::vector<int32_t> client_brokers(const cluster::metadata_image& img) const;
     uint16_t http_port() const { return http_port_; }
     int64_t started_ms() const { return started_ms_; }
 
     // The cluster id (fixed at start).
     const std::string& cluster_id() const { return cluster_id_; }
 
-    // Creates topics through the controller (any shard); resolves once the
-    // new image has been applied on the calling shard.
+    // Creates topics through the active controller, here or elsewhere (any
+    // shard); resolves once the new topics are in the calling shard's image.
     net::awaitable<std::vector<cluster::topic_outcome>> create_topics(std::vector<cluster::topic_spec> specs);
     // Shard 0 only: a producer id never handed out before, or -1 when the
-    // metadata log cannot take a new block (init_producer_id.cc).
-    static net::awaitable<int64_t> next_producer_id_on_controller(broker* self);
+    // controller cannot give a new block (init_producer_id.cc).
+    static net::awaitable<int64_t> next_producer_id(broker* self);
+
+    // ---- the metadata quorum (quorum.cc) ----
+    // This node is the active controller (any shard; may change at once).
+    bool active_controller() const { return active_controller_.load(); }
+    // The quorum's leader, -1 when none is known.
+    int32_t quorum_leader() const { return quorum_leader_.load(); }
+    // Any shard: a controller-bound request sent to the active controller
+    // elsewhere; nullopt when this node should serve it itself (it is the
+    // controller, or none answered: the handler then says NOT_CONTROLLER).
+    net::awaitable<std::optional<net::response>> forward(const net::connection_info& conn, shared_bytes frame);
+    // Shard 0 only.
+    cluster::raft_metadata_log* metadata_log() { return metadata_log_; }
 
 private:
     explicit broker(broker_config cfg);
     result<void, std::string> open_on_shards();
+    result<void, std::string> open_metadata();
+    result<void, std::string> start_controller_listener();
+    void on_quorum_state();
+    net::awaitable<std::vector<cluster::topic_outcome>> create_topics_remote(std::vector<cluster::topic_spec> specs);
+    static net::awaitable<void> quorum_loop(broker* self);
+    static net::awaitable<void> lifecycle_step(broker* self);
+    static net::awaitable<rpc::gen::broker_registration_response> serve_registration(
+        broker* self, rpc::gen::broker_registration_request req);
+    static net::awaitable<rpc::gen::broker_heartbeat_response> serve_heartbeat(broker* self,
+                                                                               rpc::gen::broker_heartbeat_request req);
+    static net::awaitable<std::vector<uint8_t>> serve_rpc_registration(broker* self, int32_t from, shared_bytes body);
+    static net::awaitable<std::vector<uint8_t>> serve_rpc_heartbeat(broker* self, int32_t from, shared_bytes body);
+    static net::awaitable<std::vector<uint8_t>> serve_forward(broker* self, int32_t from, int16_t version,
+                                                              shared_bytes body);
+    static net::awaitable<std::optional<shared_bytes>> forward_on_0(broker* self, std::string peer,
+                                                                    std::string listener, shared_bytes frame);
+    static net::awaitable<result<int64_t, cluster::errc>> allocate_producer_ids_here(broker* self, int32_t node);
+    static net::awaitable<result<int64_t, cluster::errc>> allocate_producer_ids(broker* self);
     void publish(const std::shared_ptr<const cluster::metadata_image>& img);
     void shutdown_shards();
     static net::awaitable<void> housekeeping(broker* self, unsigned shard);
@@ -140,8 +206,19 @@ private:
     std::unique_ptr<net::shard_set> shards_;
     std::vector<std::unique_ptr<shard_ctx>> ctx_;
     std::unique_ptr<cluster::controller> controller_;
-    cluster::local_metadata_log* metadata_log_ = nullptr;  // owned by controller_
-    std::vector<std::unique_ptr<net::server>> servers_;    // one per listener
+    cluster::raft_metadata_log* metadata_log_ = nullptr;  // owned by controller_
+    std::unique_ptr<rpc::transport> transport_;           // shard 0; null for a quorum of one
+    std::unique_ptr<net::server> controller_server_;      // the controller listener
+    std::atomic<int32_t> quorum_leader_{-1};
+    std::atomic<bool> active_controller_{false};
+    // This node as a broker (shard 0): its registration, and whether the
+    // controller lets it serve.
+    protocol::uuid incarnation_;
+    int64_t broker_epoch_ = -1;
+    std::atomic<bool> broker_fenced_{true};
+    std::atomic<bool> endpoints_ready_{false};
+    bool heartbeat_in_flight_ = false;
+    std::vector<std::unique_ptr<net::server>> servers_;  // one per listener
     std::unique_ptr<net::asio::ip::tcp::acceptor> http_acceptor_;
     uint16_t http_port_ = 0;
     std::string cluster_id_;

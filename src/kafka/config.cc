@@ -3,6 +3,7 @@
 #include "kafka/config_catalog.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <charconv>
@@ -42,6 +43,14 @@ constexpr topic_config_def defs[] = {
 // Broker-only keys Fjord reads (others are accepted with a warning).
 constexpr std::string_view broker_keys[] = {
     "node.id",
+    "process.roles",
+    "controller.quorum.voters",
+    "controller.listener.names",
+    "controller.quorum.election.timeout.ms",
+    "broker.rack",
+    "broker.heartbeat.interval.ms",
+    "broker.session.timeout.ms",
+    "inter.broker.listener.name",
     "broker.id",
     "listeners",
     "advertised.listeners",
@@ -396,7 +405,17 @@ result<broker_config, std::string> make_broker_config(const properties& props) {
     FJORD_BROKER_INT(consumer_heartbeat_interval_ms, int32_t, "group.consumer.heartbeat.interval.ms");
     FJORD_BROKER_INT(consumer_session_timeout_ms, int32_t, "group.consumer.session.timeout.ms");
     FJORD_BROKER_INT(consumer_max_size, int32_t, "group.consumer.max.size");
+    FJORD_BROKER_INT(election_timeout_ms, int32_t, "controller.quorum.election.timeout.ms");
+    FJORD_BROKER_INT(broker_heartbeat_interval_ms, int32_t, "broker.heartbeat.interval.ms");
+    FJORD_BROKER_INT(broker_session_timeout_ms, int32_t, "broker.session.timeout.ms");
 #undef FJORD_BROKER_INT
+    if (c.election_timeout_ms < 20 || c.broker_heartbeat_interval_ms < 1 ||
+        c.broker_session_timeout_ms <= c.broker_heartbeat_interval_ms) {
+        return fail(
+            std::string("controller.quorum.election.timeout.ms must be at least 20; broker.heartbeat.interval.ms "
+                        "positive and below broker.session.timeout.ms"));
+    }
+    if (has("broker.rack")) c.rack = get("broker.rack");
     if (has("group.consumer.assignors")) {
         // Kafka's class names or the short names.
         c.consumer_assignors.clear();
@@ -481,6 +500,80 @@ result<broker_config, std::string> make_broker_config(const properties& props) {
         if (a.host.empty() || a.host == "0.0.0.0" || a.host == "::") a.host = "localhost";
     }
     if (has("fjord.http.listener")) c.http_listener = get("fjord.http.listener");
+
+    // The metadata quorum: controller.quorum.voters (id@host:port,...) and the
+    // listener(s) that carry node-to-node traffic. Without voters this node is
+    // a quorum of one.
+    if (has("controller.listener.names")) {
+        c.controller_listener_names.clear();
+        std::string list = get("controller.listener.names");
+        size_t start = 0;
+        while (start <= list.size()) {
+            size_t comma = list.find(',', start);
+            std::string item = trim(
+                std::string_view(list).substr(start, comma == std::string::npos ? std::string::npos : comma - start));
+            if (!item.empty()) c.controller_listener_names.push_back(item);
+            if (comma == std::string::npos) break;
+            start = comma + 1;
+        }
+    }
+    auto is_controller = [&c](const listener& l) {
+        return std::find(c.controller_listener_names.begin(), c.controller_listener_names.end(), l.name) !=
+               c.controller_listener_names.end();
+    };
+    for (const auto& l : c.listeners) {
+        if (is_controller(l)) c.controller_listener = l;
+    }
+    std::erase_if(c.listeners, is_controller);
+    std::erase_if(c.advertised_listeners, is_controller);
+    if (c.listeners.empty()) return fail(std::string("listeners: no client listener besides the controller listener"));
+    if (c.advertised_listeners.empty()) c.advertised_listeners = c.listeners;
+    for (auto& a : c.advertised_listeners) {
+        if (a.host.empty() || a.host == "0.0.0.0" || a.host == "::") a.host = "localhost";
+    }
+    if (has("controller.quorum.voters") && !trim(get("controller.quorum.voters")).empty()) {
+        const std::string list = get("controller.quorum.voters");
+        size_t start = 0;
+        while (start <= list.size()) {
+            size_t comma = list.find(',', start);
+            std::string item = trim(
+                std::string_view(list).substr(start, comma == std::string::npos ? std::string::npos : comma - start));
+            if (comma == std::string::npos)
+                start = list.size() + 1;
+            else
+                start = comma + 1;
+            if (item.empty()) continue;
+            const size_t at = item.find('@');
+            const size_t colon = item.rfind(':');
+            if (at == std::string::npos || colon == std::string::npos || colon < at) {
+                return fail(fmt::format("controller.quorum.voters: '{}' is not id@host:port", item));
+            }
+            auto id = parse_int<int32_t>("controller.quorum.voters", std::string_view(item).substr(0, at));
+            auto port = parse_int<int32_t>("controller.quorum.voters", std::string_view(item).substr(colon + 1));
+            if (!id || *id < 0 || !port || *port < 1 || *port > 65535) {
+                return fail(fmt::format("controller.quorum.voters: bad id or port in '{}'", item));
+            }
+            std::string host = item.substr(at + 1, colon - at - 1);
+            if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+            for (const auto& v : c.voters) {
+                if (v.node_id == *id) return fail(fmt::format("controller.quorum.voters: node {} listed twice", *id));
+            }
+            c.voters.push_back(quorum_voter{*id, host, static_cast<uint16_t>(*port)});
+        }
+        bool self = false;
+        for (const auto& v : c.voters) self = self || v.node_id == c.node_id;
+        if (!self) {
+            return fail(fmt::format("controller.quorum.voters does not list node.id {}: every Fjord node is a voter",
+                                    c.node_id));
+        }
+        if (c.voters.size() > 1 && !c.controller_listener) {
+            return fail(fmt::format(
+                "controller.quorum.voters lists {} nodes but no listener is named in controller.listener.names ({}): "
+                "add one to listeners, e.g. CONTROLLER://:9093",
+                c.voters.size(), fmt::join(c.controller_listener_names, ",")));
+        }
+    }
+    if (c.voters.empty()) c.voters.push_back(quorum_voter{c.node_id, "", 0});
 
     // Broker-level topic defaults: log.retention.ms beats minutes beats hours.
     properties derived;

@@ -69,6 +69,7 @@ api_handler find_handler(int16_t api_key) {
         case 23: return handle_offset_for_leader_epoch;
         case 42: return handle_delete_groups;
         case 47: return handle_offset_delete;
+        case 55: return handle_describe_quorum;
         case 60: return handle_describe_cluster;
         case 68: return handle_consumer_group_heartbeat;
         case 69: return handle_consumer_group_describe;
@@ -146,6 +147,12 @@ net::awaitable<net::response> dispatcher::handle(const net::connection_info& con
                  version, h.client_id.value_or("null"));
         co_return close_connection();
     }
+    // Metadata changes are the active controller's: elsewhere they go to it.
+    if (is_controller_api(key) && !sh_.owner.active_controller()) {
+        auto forwarding = sh_.owner.forward(conn, frame);
+        auto forwarded = co_await std::move(forwarding);
+        if (forwarded) co_return std::move(*forwarded);
+    }
     auto body = frame.slice(r.offset(), r.remaining());
     auto answer = handler(sh_, ctx, std::move(body), order);
     co_return co_await std::move(answer);
@@ -214,13 +221,19 @@ net::awaitable<net::response> handle_describe_cluster(shard_ctx& sh, request_con
         co_return encode_response(ctx, resp);
     }
     resp.cluster_id = sh.owner.cluster_id();
-    resp.controller_id = cfg.node_id;
-    auto [host, port] = sh.owner.advertised_for(ctx.conn.listener);
-    gen::describe_cluster_response::describe_cluster_broker b;
-    b.broker_id = cfg.node_id;
-    b.host = std::move(host);
-    b.port = port;
-    resp.brokers.push_back(std::move(b));
+    const auto img = sh.image;
+    const int32_t leader = sh.owner.quorum_leader();
+    resp.controller_id = img->find_broker(leader) ? leader : cfg.node_id;
+    for (int32_t node : sh.owner.client_brokers(*img)) {
+        auto ep = sh.owner.endpoint_of(*img, node, ctx.conn.listener);
+        if (!ep) continue;
+        gen::describe_cluster_response::describe_cluster_broker b;
+        b.broker_id = node;
+        b.host = ep->first;
+        b.port = ep->second;
+        if (const auto* info = img->find_broker(node)) b.rack = info->rack;
+        resp.brokers.push_back(std::move(b));
+    }
     if (req->include_cluster_authorized_operations) resp.cluster_authorized_operations = cluster_operations_all;
     co_return encode_response(ctx, resp);
 }

@@ -47,6 +47,7 @@ net::awaitable<net::response> handle_consumer_group_heartbeat(shard_ctx&, reques
 net::awaitable<net::response> handle_consumer_group_describe(shard_ctx&, request_context&, shared_bytes,
                                                              net::request_order&);
 net::awaitable<net::response> handle_describe_cluster(shard_ctx&, request_context&, shared_bytes, net::request_order&);
+net::awaitable<net::response> handle_describe_quorum(shard_ctx&, request_context&, shared_bytes, net::request_order&);
 // Admin (admin_topics.cc, admin_configs.cc, admin_records.cc, acls.cc).
 #define FJORD_HANDLER(name) \
     net::awaitable<net::response> name(shard_ctx&, request_context&, shared_bytes, net::request_order&);

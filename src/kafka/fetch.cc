@@ -270,6 +270,10 @@ net::awaitable<net::response> handle_fetch(shard_ctx& sh, request_context& ctx, 
             it.pre_error = error::unknown_topic_or_partition;
             continue;
         }
+        if (info->partitions[static_cast<size_t>(pr.partition)].leader != sh.owner.config().node_id) {
+            it.pre_error = error::not_leader_or_follower;
+            continue;
+        }
         it.tp = storage::topic_partition{info->name, pr.partition};
         it.shard = owner_shard(info->name, pr.partition, n);
     }

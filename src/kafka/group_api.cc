@@ -43,7 +43,8 @@ net::awaitable<bool> ensure_offsets_topic(shard_ctx& sh) {
     cluster::topic_spec spec;
     spec.name = std::string(offsets_topic);
     spec.partitions = cfg.offsets_topic_num_partitions;
-    // min(offsets.topic.replication.factor, live brokers): one node.
+    // min(offsets.topic.replication.factor, live brokers), and 1 until
+    // partitions are replicated.
     spec.replication_factor = 1;
     spec.configs = {{"cleanup.policy", "compact"},
                     {"compression.type", "producer"},
@@ -147,15 +148,25 @@ net::awaitable<net::response> handle_find_coordinator(shard_ctx& sh, request_con
             co_await std::move(ensured);
         }
     }
-    auto [host, port] = sh.owner.advertised_for(ctx.conn.listener);
     gen::find_coordinator_response resp;
+    const auto img = sh.image;
+    const cluster::topic_info* offsets = img->find_topic(offsets_topic);
     for (const auto& key : keys) {
         gen::find_coordinator_response::coordinator c;
         c.key = key;
-        if (ready) {
-            c.node_id = sh.owner.config().node_id;
-            c.host = host;
-            c.port = port;
+        // The coordinator is the leader of the group's partition.
+        std::optional<std::pair<std::string, int32_t>> ep;
+        int32_t leader = -1;
+        if (ready && offsets && !offsets->partitions.empty()) {
+            const auto part =
+                static_cast<size_t>(group_partition(key, static_cast<int32_t>(offsets->partitions.size())));
+            leader = offsets->partitions[part].leader;
+            if (leader >= 0) ep = sh.owner.endpoint_of(*img, leader, ctx.conn.listener);
+        }
+        if (ep) {
+            c.node_id = leader;
+            c.host = ep->first;
+            c.port = ep->second;
             c.error_code = error::none;
             c.error_message.reset();
         } else {

@@ -11,21 +11,9 @@
 
 namespace fjord::kafka {
 namespace gen = protocol::gen;
-namespace asio = net::asio;
-
-namespace {
-inline constexpr int64_t producer_id_block = 1000;
-
-struct ids_wait {
-    explicit ids_wait(const asio::any_io_executor& ex) : ev(ex) {}
-    net::event ev;
-    bool done = false;
-    result<int64_t, cluster::errc> first = fail(cluster::errc::io_error);
-};
-}  // namespace
 
 // Shard 0: the next id of the current block, taking a new block when empty.
-net::awaitable<int64_t> broker::next_producer_id_on_controller(broker* self) {
+net::awaitable<int64_t> broker::next_producer_id(broker* self) {
     while (self->producer_ids_next_ >= self->producer_ids_end_) {
         if (self->producer_ids_waiting_) {
             // Another request is taking a block: wait for it.
@@ -33,22 +21,16 @@ net::awaitable<int64_t> broker::next_producer_id_on_controller(broker* self) {
             continue;
         }
         self->producer_ids_waiting_ = true;
-        auto st = std::make_shared<ids_wait>(co_await asio::this_coro::executor);
-        self->controller_->allocate_producer_ids(producer_id_block, [st](result<int64_t, cluster::errc> r) {
-            st->first = r;
-            st->done = true;
-            st->ev.notify();
-        });
-        while (!st->done) co_await st->ev.wait();
+        auto taking = allocate_producer_ids(self);
+        auto first = co_await std::move(taking);
         self->producer_ids_waiting_ = false;
         self->producer_ids_ready_->notify();
-        if (!st->first) {
-            log_error("producer ids: the metadata log did not take a new block: {}",
-                      cluster::describe(st->first.error()));
+        if (!first) {
+            log_error("producer ids: the controller did not give a new block: {}", cluster::describe(first.error()));
             co_return -1;
         }
-        self->producer_ids_next_ = *st->first;
-        self->producer_ids_end_ = *st->first + producer_id_block;
+        self->producer_ids_next_ = *first;
+        self->producer_ids_end_ = *first + producer_id_block;
     }
     co_return self->producer_ids_next_++;
 }
@@ -65,7 +47,7 @@ net::awaitable<net::response> handle_init_producer_id(shard_ctx& sh, request_con
         co_return encode_response(ctx, resp);
     }
     auto* b = &sh.owner;
-    auto task = b->shards().invoke_on(0, [b] { return broker::next_producer_id_on_controller(b); });
+    auto task = b->shards().invoke_on(0, [b] { return broker::next_producer_id(b); });
     auto id = co_await std::move(task);
     if (id < 0) {
         resp.error_code = error::coordinator_not_available;

@@ -163,6 +163,8 @@ net::awaitable<net::response> handle_list_offsets(shard_ctx& sh, request_context
             } else if (!info || p.partition_index < 0 ||
                        static_cast<size_t>(p.partition_index) >= info->partitions.size()) {
                 it.error = error::unknown_topic_or_partition;
+            } else if (info->partitions[static_cast<size_t>(p.partition_index)].leader != sh.owner.config().node_id) {
+                it.error = error::not_leader_or_follower;
             } else {
                 it.tp = storage::topic_partition{info->name, p.partition_index};
                 it.shard = owner_shard(info->name, p.partition_index, n);
@@ -215,6 +217,8 @@ net::awaitable<net::response> handle_offset_for_leader_epoch(shard_ctx& sh, requ
             it.leader_epoch = p.leader_epoch;
             if (!info || p.partition < 0 || static_cast<size_t>(p.partition) >= info->partitions.size()) {
                 it.error = error::unknown_topic_or_partition;
+            } else if (info->partitions[static_cast<size_t>(p.partition)].leader != sh.owner.config().node_id) {
+                it.error = error::not_leader_or_follower;
             } else {
                 it.tp = storage::topic_partition{info->name, p.partition};
                 it.shard = owner_shard(info->name, p.partition, n);

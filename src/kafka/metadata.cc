@@ -45,14 +45,22 @@ net::awaitable<net::response> handle_metadata(shard_ctx& sh, request_context& ct
     const bool topic_ops = v >= 8 && req->include_topic_authorized_operations;
 
     mresp resp;
-    auto [host, port] = sh.owner.advertised_for(ctx.conn.listener);
-    mresp::metadata_response_broker b;
-    b.node_id = cfg.node_id;
-    b.host = std::move(host);
-    b.port = port;
-    resp.brokers.push_back(std::move(b));
+    const auto brokers_image = sh.image;
+    for (int32_t node : sh.owner.client_brokers(*brokers_image)) {
+        auto ep = sh.owner.endpoint_of(*brokers_image, node, ctx.conn.listener);
+        if (!ep) continue;
+        mresp::metadata_response_broker b;
+        b.node_id = node;
+        b.host = ep->first;
+        b.port = ep->second;
+        if (const auto* info = brokers_image->find_broker(node)) b.rack = info->rack;
+        resp.brokers.push_back(std::move(b));
+    }
     resp.cluster_id = sh.owner.cluster_id();
-    resp.controller_id = cfg.node_id;
+    // As a KRaft broker: the controller clients see is a live broker (it
+    // forwards); the quorum's leader when it is one.
+    const int32_t leader = sh.owner.quorum_leader();
+    resp.controller_id = brokers_image->find_broker(leader) ? leader : cfg.node_id;
     if (v >= 8 && v <= 10 && req->include_cluster_authorized_operations) {
         resp.cluster_authorized_operations = cluster_operations_all;
     }

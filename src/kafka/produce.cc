@@ -250,6 +250,8 @@ net::awaitable<net::response> handle_produce(shard_ctx& sh, request_context& ctx
                 it.error = v >= 13 ? error::unknown_topic_id : error::unknown_topic_or_partition;
             } else if (pd.index < 0 || static_cast<size_t>(pd.index) >= info->partitions.size()) {
                 it.error = error::unknown_topic_or_partition;
+            } else if (info->partitions[static_cast<size_t>(pd.index)].leader != sh.owner.config().node_id) {
+                it.error = error::not_leader_or_follower;
             } else if (info->name == offsets_topic) {
                 // Only the coordinator writes its internal topic (Kafka: "Cannot append to internal topic").
                 it.error = error::invalid_topic_exception;

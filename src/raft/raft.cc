@@ -401,7 +401,7 @@ void raft::start_round() {
                  "heartbeat rounds out of order");
     rounds_.push_back(round{hb_seq_, leader_clock_});
     // Rounds older than a lease can give none: forget them.
-    while (rounds_.size() > 1024 || rounds_.front().sent_at + lease_ticks() <= leader_clock_) {
+    while (!rounds_.empty() && (rounds_.size() > 1024 || rounds_.front().sent_at + lease_ticks() <= leader_clock_)) {
         rounds_.pop_front();
     }
     send_heartbeats(hb_seq_);

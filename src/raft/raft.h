@@ -159,6 +159,14 @@ public:
     // The leader holds a valid lease now (options::lease_reads).
     bool lease_valid() const;
     const options& opts() const { return opts_; }
+    // Leader only: how far the log of voter `n` (not this node) is known to
+    // match this leader's; nullopt when not leader or `n` is no other voter.
+    std::optional<offset> follower_match(node_id n) const {
+        if (role_ != role::leader) return std::nullopt;
+        auto it = progress_.find(n);
+        if (it == progress_.end()) return std::nullopt;
+        return it->second.match;
+    }
 
 private:
     enum class peer_state { probe, replicate, snapshot };

@@ -22,14 +22,15 @@ struct cluster {
     std::map<int32_t, std::unique_ptr<member>> members;
     std::vector<message> wire;
 
-    explicit cluster(int n) {
+    explicit cluster(int n, options base = {}) : base_opts(base) {
         std::vector<node_id> ids;
         for (int i = 0; i < n; ++i) ids.push_back(node_id(i));
         for (int i = 0; i < n; ++i) add(i, make_configuration(ids));
     }
+    options base_opts;
     void add(int i, const configuration& c) {
         auto m = std::make_unique<member>();
-        options o;
+        options o = base_opts;
         o.self = node_id(i);
         o.group = group_id(7);
         o.seed = 42;
@@ -87,6 +88,23 @@ TEST(raft, single_node_elects_itself_and_commits) {
     ASSERT_TRUE(off.ok());
     c.drain_all();
     EXPECT_EQ(c.at(0).commit(), *off + 2);
+}
+
+// The shortest timeouts a driver may choose (a quorum of one elects itself
+// within two ticks): a leader whose lease would be zero ticks long keeps no
+// heartbeat round at all (it used to read the front of an empty queue).
+TEST(raft, shortest_election_timeout_with_no_lease) {
+    options o;
+    o.election_ticks = 2;
+    o.heartbeat_ticks = 1;
+    cluster c(1, o);
+    c.ticks(50);
+    ASSERT_EQ(c.leader(), 0);
+    auto off = c.at(0).propose(shared_bytes::copy_of("x"), 1);
+    ASSERT_TRUE(off.ok());
+    c.drain_all();
+    c.ticks(50);
+    EXPECT_EQ(c.at(0).commit(), *off);
 }
 
 TEST(raft, three_nodes_replicate_read_and_transfer) {

@@ -504,7 +504,7 @@ struct transport::impl : std::enable_shared_from_this<transport::impl> {
     bool response_ok(const peer& p, const gen::rpc_header& h) const {
         if (h.kind != static_cast<int8_t>(frame_kind::response)) return false;
         if (h.source_node_id != p.addr.node_id || h.destination_node_id != cfg.self) return false;
-        if (cluster_id && h.cluster_id != cluster_id) return false;
+        if (cluster_id && h.cluster_id && *h.cluster_id != *cluster_id) return false;
         return true;
     }
 
@@ -631,7 +631,9 @@ struct transport::impl : std::enable_shared_from_this<transport::impl> {
                                    fmt::format("a frame from node {} to node {}, but this is node {}", from,
                                                h.destination_node_id, self->cfg.self));
         }
-        if (self->cluster_id && h.cluster_id != self->cluster_id) {
+        // A node that has not learned the cluster id yet (a new node) sends
+        // none; one that names another cluster is refused.
+        if (self->cluster_id && h.cluster_id && *h.cluster_id != *self->cluster_id) {
             co_return self->refuse(
                 conn, ic, from, m_refused_cluster, self->st.refused_cluster,
                 fmt::format("cluster id '{}', this is cluster '{}'", h.cluster_id.value_or("null"), *self->cluster_id));
