@@ -147,9 +147,9 @@ public:
     // Bytes waiting in the peer's queue (0 for an unknown peer).
     size_t queued_bytes(int32_t node) const;
 
-    struct impl;
-
 private:
+    // Shared with the background coroutines, which may outlive the handle.
+    struct impl;
     std::shared_ptr<impl> impl_;
 };
 
