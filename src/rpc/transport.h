@@ -16,7 +16,8 @@
 // Inbound: inbound(shard) is the net::frame_handler of a net::server bound on
 // the node's controller listener; it may run on any shard and hands every
 // frame to this transport's io_context. A frame addressed to another node,
-// from another cluster (once set_cluster_id was called), from a node that is
+// naming another cluster (once set_cluster_id was called; a frame naming none
+// passes: its sender has not learned the id yet), from a node that is
 // not a member (set_membership), claiming another node id than earlier frames
 // of its connection, or that does not decode closes the connection (one log
 // line per second at most, naming the peer's address and node id). One-way
@@ -94,7 +95,7 @@ struct transport_stats {
     // Inbound frames refused (their connection closed), by reason.
     uint64_t refused_malformed = 0;    // undecodable, or a frame kind or API key out of place
     uint64_t refused_destination = 0;  // for another node, from this one, or a connection changing node id
-    uint64_t refused_cluster = 0;      // another cluster id, or none once ours is set
+    uint64_t refused_cluster = 0;      // another cluster id than ours (none passes)
     uint64_t refused_not_member = 0;
     // Outbound connections.
     uint64_t connects = 0;    // established
@@ -119,8 +120,8 @@ public:
     // Replaces the outbound targets: a peer that left (or moved) loses its
     // connection, its queue and its calls (`disconnected`).
     void set_peers(std::vector<peer_address> peers);
-    // Inbound frames must carry this cluster id from now on; outbound frames
-    // carry it (null until set).
+    // Inbound frames naming another cluster id are refused from now on (none
+    // passes); outbound frames carry it (null until set).
     void set_cluster_id(std::string id);
     // Inbound frames from a node for which is_member() is false are refused.
     void set_membership(std::function<bool(int32_t)> is_member);
