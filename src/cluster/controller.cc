@@ -129,11 +129,9 @@ void controller::on_log_state() {
         if (image()->cluster_id().empty()) {
             records.push_back(register_cluster{storage::uuid_to_base64url(random_uuid(rng_).bytes)});
         }
-        return prepared{std::move(records), [this](result<void, errc>, image_ptr) {
-                            cluster_id_pending_ = false;
-                            // Not writable any more: the next controller does it.
-                            on_log_state();
-                        }};
+        // On failure no retry here (that could spin): the next state change
+        // (a new controller, possibly this node again) asks again.
+        return prepared{std::move(records), [this](result<void, errc>, image_ptr) { cluster_id_pending_ = false; }};
     });
 }
 

@@ -249,7 +249,7 @@ int64_t raft_metadata_log::commit_offset() const {
 }
 
 bool raft_metadata_log::writable() const {
-    return !offline_ && core_->is_leader() && core_->term_start() != raft::no_offset &&
+    return !offline_ && !abandoned_ && core_->is_leader() && core_->term_start() != raft::no_offset &&
            applied_next_ > core_->term_start().get();
 }
 

@@ -188,6 +188,11 @@ result<void, std::string> broker::start_controller_listener() {
     sc.port = cfg_.controller_listener->port;
     sc.max_request_bytes = cfg_.socket_request_max_bytes;
     sc.idle_timeout_ms = cfg_.connections_max_idle_ms;
+    // Raft frames share a peer's connection with forwarded requests, whose
+    // answers are written in order: a slow Forward must not stop the reading
+    // of the Raft traffic behind it (the transport's own queues bound it).
+    sc.max_inflight_requests = 10000;
+    sc.max_inflight_bytes = size_t{256} << 20;
     controller_server_ = std::make_unique<net::server>(
         *shards_, sc, [this](unsigned s) -> net::frame_handler& { return transport_->inbound(s); });
     auto port = controller_server_->listen();
