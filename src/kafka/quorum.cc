@@ -35,21 +35,6 @@ int64_t wall_ms() {
 // Raft ticks of the metadata quorum.
 constexpr int tick_ms = 10;
 
-// Kafka requests that change cluster metadata: served by the active
-// controller, forwarded to it by every other node.
-bool controller_api(int16_t key) {
-    switch (key) {
-        case 19:  // CreateTopics
-        case 20:  // DeleteTopics
-        case 33:  // AlterConfigs
-        case 37:  // CreatePartitions
-        case 44:  // IncrementalAlterConfigs
-        case 55:  // DescribeQuorum: the leader knows its voters' progress
-            return true;
-        default: return false;
-    }
-}
-
 template <typename T>
 std::vector<uint8_t> encode_body(const T& m, int16_t version) {
     protocol::writer w;
@@ -95,8 +80,19 @@ std::string stored_cluster_id(const std::string& log_dir) {
 
 }  // namespace
 
+// Kafka requests that change cluster metadata: served by the active
+// controller, forwarded to it by every other node.
 bool is_controller_api(int16_t key) {
-    return controller_api(key);
+    switch (key) {
+        case 19:  // CreateTopics
+        case 20:  // DeleteTopics
+        case 33:  // AlterConfigs
+        case 37:  // CreatePartitions
+        case 44:  // IncrementalAlterConfigs
+        case 55:  // DescribeQuorum: the leader knows its voters' progress
+            return true;
+        default: return false;
+    }
 }
 
 result<void, std::string> broker::open_metadata() {
@@ -414,7 +410,7 @@ net::awaitable<std::vector<uint8_t>> broker::serve_forward(broker* self, int32_t
         resp.response_frame = shared_bytes::adopt(w.take());
         co_return encode_body(resp, 0);
     }
-    if (!controller_api(key)) {
+    if (!is_controller_api(key)) {
         resp.error_code = error::invalid_request;
         co_return encode_body(resp, 0);
     }
