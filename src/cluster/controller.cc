@@ -215,8 +215,15 @@ void controller::on_committed(int64_t first, const std::vector<metadata_record>&
 protocol::uuid controller::new_topic_id(const std::vector<protocol::uuid>& taken) {
     for (;;) {
         protocol::uuid id = random_uuid(rng_);
-        if (image()->find_topic(id)) continue;
-        if (std::find(taken.begin(), taken.end(), id) != taken.end()) continue;
+        // Distinct Raft group ids (partition_group): the leading 40 bits
+        // differ from every other topic's and are not all zero.
+        const int64_t group = partition_group(id, 0);
+        if (group == 0) continue;
+        const auto same_group = [group](const protocol::uuid& other) { return partition_group(other, 0) == group; };
+        if (std::any_of(image()->topics().begin(), image()->topics().end(),
+                        [&](const auto& t) { return same_group(t.second->id); }))
+            continue;
+        if (std::any_of(taken.begin(), taken.end(), same_group)) continue;
         return id;
     }
 }
@@ -363,10 +370,11 @@ std::optional<std::vector<std::vector<int32_t>>> controller::place(int32_t count
         // Replica j of partition p: the leaders rotate over the brokers, and
         // the followers of one leader are spread by a shift that grows with
         // each full round.
-        const size_t shift = 1 + (p / n) % std::max<size_t>(n - 1, 1);
+        // Followers sit 1 .. n-1 places after the leader, never on it.
+        const size_t shift = (p / n) % std::max<size_t>(n - 1, 1);
         for (int32_t j = 0; j < rf; ++j) {
-            const size_t at = j == 0 ? (start + p) % n : (start + p + shift + static_cast<size_t>(j - 1)) % n;
-            out[p].push_back(live[at]);
+            const size_t after = j == 0 ? 0 : 1 + (shift + static_cast<size_t>(j - 1)) % std::max<size_t>(n - 1, 1);
+            out[p].push_back(live[(start + p + after) % n]);
         }
     }
     return out;
@@ -413,7 +421,8 @@ void controller::broker_heartbeat(int32_t node_id, int64_t epoch, int64_t metada
             records.push_back(broker_fence_record{node_id, epoch, false});
             for (const auto& [name, t] : image()->topics()) {
                 for (const auto& p : t->partitions) {
-                    if (p.leader == -1 && !p.replicas.empty() && p.replicas.front() == node_id) {
+                    // Replicated partitions elect their leaders by Raft.
+                    if (p.leader == -1 && p.replicas.size() == 1 && p.replicas.front() == node_id) {
                         partition_change_record c;
                         c.topic_id = t->id;
                         c.partition = p.partition;
@@ -431,6 +440,32 @@ void controller::broker_heartbeat(int32_t node_id, int64_t epoch, int64_t metada
                             }
                             const broker_info* b = img->find_broker(node_id);
                             done(heartbeat_reply{!b || b->fenced, b == nullptr});
+                        }};
+    });
+}
+
+void controller::report_leaders(std::vector<partition_leader_record> reports, reports_done done) {
+    submit([this, reports = std::move(reports), done = std::move(done)]() -> prepared {
+        std::vector<metadata_record> records;
+        for (auto& r : reports) {
+            const topic_info* t = image()->find_topic(r.topic_id);
+            if (!t || r.partition < 0 || static_cast<size_t>(r.partition) >= t->partitions.size()) continue;
+            const partition_info& p = t->partitions[static_cast<size_t>(r.partition)];
+            if (r.leader_epoch < p.leader_epoch) continue;
+            if (r.leader_epoch == p.leader_epoch && r.leader == p.leader && r.isr == p.isr) continue;
+            const auto is_replica = [&p](int32_t n) {
+                return std::find(p.replicas.begin(), p.replicas.end(), n) != p.replicas.end();
+            };
+            if (!is_replica(r.leader) || !std::all_of(r.isr.begin(), r.isr.end(), is_replica)) continue;
+            records.push_back(std::move(r));
+        }
+        const size_t n = records.size();
+        return prepared{std::move(records), [done, n](result<void, errc> r, image_ptr) {
+                            if (!r) {
+                                done(fail(r.error()));
+                            } else {
+                                done(n);
+                            }
                         }};
     });
 }
@@ -463,7 +498,9 @@ void controller::check_sessions(int64_t now_ms) {
                 records.push_back(broker_fence_record{node, epoch, true});
                 for (const auto& [name, t] : image()->topics()) {
                     for (const auto& p : t->partitions) {
-                        if (p.leader != node) continue;
+                        // Replicated partitions elect a new leader by Raft;
+                        // Metadata lists no fenced leader meanwhile.
+                        if (p.leader != node || p.replicas.size() > 1) continue;
                         partition_change_record c;
                         c.topic_id = t->id;
                         c.partition = p.partition;

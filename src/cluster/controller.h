@@ -135,6 +135,12 @@ public:
     // Fences the brokers whose last heartbeat is older than the session
     // timeout (active controller only; call it every few hundred ms).
     void check_sessions(int64_t now_ms);
+    // Leaders of replicated partitions report their Raft term and in-sync
+    // replicas (Kafka's AlterPartition). Reports that are stale (an epoch
+    // below the partition's), already true, or invalid are skipped; the rest
+    // are written in one append. done: how many were written.
+    using reports_done = std::function<void(result<size_t, errc>)>;
+    void report_leaders(std::vector<partition_leader_record> reports, reports_done done);
     // Told (posted) when the metadata log's leadership may have changed.
     void set_state_listener(std::function<void()> fn) { state_listener_ = std::move(fn); }
 

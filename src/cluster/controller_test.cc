@@ -10,7 +10,9 @@
 #include <condition_variable>
 #include <deque>
 #include <filesystem>
+#include <map>
 #include <mutex>
+#include <set>
 
 #include "cluster/local_metadata_log.h"
 #include "protocol/record_batch.h"
@@ -59,17 +61,20 @@ protected:
         c_ = std::move(c).value();
         // A new cluster's id comes from its first writable controller.
         loop_.run([this] { return !c_->image()->cluster_id().empty(); });
-        if (!c_->image()->find_broker(1)) {
-            // Node 1 registers and heartbeats: a live broker to place partitions on.
+        if (!c_->image()->find_broker(1)) add_broker(1);
+    }
+    // Node `id` registers and heartbeats: a live broker to place partitions on.
+    void add_broker(int32_t id) {
+        {
             std::optional<result<int64_t, errc>> epoch;
             register_broker_record reg;
-            reg.node_id = 1;
+            reg.node_id = id;
             reg.endpoints.push_back(broker_endpoint{"PLAINTEXT", "localhost", 9092, 0});
             c_->register_broker(reg, [&epoch](result<int64_t, errc> r) { epoch = r; });
             loop_.run([&epoch] { return epoch.has_value(); });
             ASSERT_TRUE(epoch->ok());
             std::optional<result<controller::heartbeat_reply, errc>> hb;
-            c_->broker_heartbeat(1, epoch->value(), c_->image()->last_offset(), 0,
+            c_->broker_heartbeat(id, epoch->value(), c_->image()->last_offset(), 0,
                                  [&hb](result<controller::heartbeat_reply, errc> r) { hb = r; });
             loop_.run([&hb] { return hb.has_value(); });
             ASSERT_TRUE(hb->ok());
@@ -249,6 +254,54 @@ TEST_F(controller_test, partitions_replication_factor_and_configs) {
                     c_->alter_topic_configs("t", {config_change{"retention.ms", std::nullopt}}, d);
                 }).ok());
     EXPECT_EQ(c_->log().end_offset(), end);
+}
+
+TEST_F(controller_test, replicas_are_distinct_and_leaders_spread) {
+    open();
+    add_broker(2);
+    add_broker(3);
+    ASSERT_FALSE(create_one("rf3", 50, 3).has_value());
+    ASSERT_FALSE(create_one("rf2", 7, 2).has_value());
+    EXPECT_EQ(create_one("rf4", 1, 4), errc::invalid_replication_factor);
+    for (const char* name : {"rf3", "rf2"}) {
+        const topic_info* t = c_->image()->find_topic(name);
+        ASSERT_NE(t, nullptr);
+        std::map<int32_t, int> leaders;
+        for (const auto& p : t->partitions) {
+            std::set<int32_t> distinct(p.replicas.begin(), p.replicas.end());
+            EXPECT_EQ(distinct.size(), p.replicas.size()) << name << "-" << p.partition;
+            EXPECT_EQ(p.replicas.size(), std::string_view(name) == "rf3" ? 3u : 2u);
+            EXPECT_EQ(p.leader, p.replicas.front());
+            ++leaders[p.leader];
+        }
+        // Leaders rotate over the three brokers.
+        EXPECT_EQ(leaders.size(), 3u) << name;
+        for (const auto& [node, count] : leaders) {
+            EXPECT_LE(count, static_cast<int>(t->partitions.size() + 2) / 3) << name << ": node " << node;
+        }
+    }
+    // A replicated partition's elected leader is recorded when its term is
+    // not below the partition's, and not when it is.
+    const topic_info* t = c_->image()->find_topic("rf3");
+    const auto& p0 = t->partitions[0];
+    const int32_t other = p0.replicas[1];
+    std::optional<result<size_t, errc>> wrote;
+    c_->report_leaders({partition_leader_record{t->id, 0, other, 5, {other, p0.replicas[0]}}},
+                       [&wrote](result<size_t, errc> r) { wrote = r; });
+    loop_.run([&wrote] { return wrote.has_value(); });
+    ASSERT_TRUE(wrote->ok());
+    EXPECT_EQ(wrote->value(), 1u);
+    const auto& now = c_->image()->find_topic("rf3")->partitions[0];
+    EXPECT_EQ(now.leader, other);
+    EXPECT_EQ(now.leader_epoch, 5);
+    wrote.reset();
+    c_->report_leaders({partition_leader_record{t->id, 0, p0.replicas[0], 4, {p0.replicas[0]}},
+                        partition_leader_record{t->id, 0, 99, 9, {99}}},
+                       [&wrote](result<size_t, errc> r) { wrote = r; });
+    loop_.run([&wrote] { return wrote.has_value(); });
+    ASSERT_TRUE(wrote->ok());
+    EXPECT_EQ(wrote->value(), 0u) << "a stale term and a node that is no replica are skipped";
+    EXPECT_EQ(c_->image()->find_topic("rf3")->partitions[0].leader, other);
 }
 
 TEST_F(controller_test, delete_topics) {

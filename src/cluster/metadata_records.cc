@@ -36,6 +36,7 @@ record_type type_of(const metadata_record& r) {
         record_type operator()(const producer_ids_record&) const { return record_type::producer_ids; }
         record_type operator()(const register_broker_record&) const { return record_type::register_broker; }
         record_type operator()(const broker_fence_record&) const { return record_type::broker_fence; }
+        record_type operator()(const partition_leader_record&) const { return record_type::partition_leader; }
     };
     return std::visit(visitor{}, r);
 }
@@ -51,6 +52,7 @@ const char* name_of(record_type t) {
         case record_type::producer_ids: return "producer_ids";
         case record_type::register_broker: return "register_broker";
         case record_type::broker_fence: return "broker_fence";
+        case record_type::partition_leader: return "partition_leader";
     }
     return "unknown";
 }
@@ -120,6 +122,13 @@ struct encoder {
         w.varint(r.node_id);
         w.varlong(r.broker_epoch);
         w.u8(r.fenced ? 1 : 0);
+    }
+    void operator()(const partition_leader_record& r) const {
+        w.write_uuid(r.topic_id);
+        w.varint(r.partition);
+        w.varint(r.leader);
+        w.varint(r.leader_epoch);
+        put_ints(w, r.isr);
     }
 };
 
@@ -242,6 +251,16 @@ metadata_record decode_body(record_type t, decoder& d) {
             x.fenced = d.flag();
             return x;
         }
+        case record_type::partition_leader: {
+            partition_leader_record x;
+            x.topic_id = d.id();
+            x.partition = r.varint();
+            x.leader = r.varint();
+            x.leader_epoch = r.varint();
+            x.isr = d.ints();
+            if (r.ok() && (x.leader < 0 || x.leader_epoch < 0)) d.invalid("a negative leader or leader epoch");
+            return x;
+        }
     }
     FJORD_UNREACHABLE("record type {} not handled", static_cast<int>(t));
 }
@@ -274,7 +293,7 @@ result<metadata_record, errc> decode(std::span<const uint8_t> bytes, std::string
                       fmt::format("record header ({} bytes): {}", bytes.size(), protocol::describe(r.error())));
     }
     if (type < static_cast<uint32_t>(record_type::register_cluster) ||
-        type > static_cast<uint32_t>(record_type::broker_fence)) {
+        type > static_cast<uint32_t>(record_type::partition_leader)) {
         return failed(errc::unsupported_version, fmt::format("unknown record type {}", type));
     }
     const auto t = static_cast<record_type>(type);

@@ -122,9 +122,22 @@ struct broker_fence_record {
     friend bool operator==(const broker_fence_record&, const broker_fence_record&) = default;
 };
 
-using metadata_record =
-    std::variant<register_cluster, topic_record, partition_record, config_record, remove_topic_record,
-                 partition_change_record, producer_ids_record, register_broker_record, broker_fence_record>;
+// The leader of a replicated partition's Raft group says it leads in
+// `leader_epoch` (its Raft term) with these replicas in sync (Kafka's
+// AlterPartition, with the epoch chosen by the election instead of by the
+// controller). Applied only when the epoch is not below the partition's.
+struct partition_leader_record {
+    protocol::uuid topic_id;
+    int32_t partition = 0;
+    int32_t leader = -1;
+    int32_t leader_epoch = 0;
+    std::vector<int32_t> isr;
+    friend bool operator==(const partition_leader_record&, const partition_leader_record&) = default;
+};
+
+using metadata_record = std::variant<register_cluster, topic_record, partition_record, config_record,
+                                     remove_topic_record, partition_change_record, producer_ids_record,
+                                     register_broker_record, broker_fence_record, partition_leader_record>;
 
 // The type tag written first; never reuse a value.
 enum class record_type : uint8_t {
@@ -137,6 +150,7 @@ enum class record_type : uint8_t {
     producer_ids = 7,
     register_broker = 8,
     broker_fence = 9,
+    partition_leader = 10,
 };
 
 // The version this build writes and the highest it reads, per type.

@@ -32,6 +32,8 @@ std::vector<metadata_record> samples() {
     v.push_back(partition_change_record{id_of(8), 1, -1, std::vector<int32_t>{}, true});
     v.push_back(producer_ids_record{1000});
     v.push_back(producer_ids_record{INT64_MAX});
+    v.push_back(partition_leader_record{id_of(9), 3, 2, 7, {2, 1, 3}});
+    v.push_back(partition_leader_record{id_of(9), 0, 1, INT32_MAX, {}});
     return v;
 }
 

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <limits>
 
 #include "cluster/topic_name.h"
@@ -214,6 +215,31 @@ result<void, errc> metadata_table::apply(int64_t offset, const metadata_record& 
         }
         pending().brokers_[r->node_id].fenced = r->fenced;
         brokers_changed_ = true;
+    } else if (auto* r = std::get_if<partition_leader_record>(&rec)) {
+        const topic_info* t = cur.find_topic(r->topic_id);
+        if (!t || r->partition < 0 || static_cast<size_t>(r->partition) >= t->partitions.size()) {
+            return refuse(detail, fmt::format("leader of partition {} of unknown topic or partition {}", r->partition,
+                                              id_string(r->topic_id)));
+        }
+        const partition_info& old = t->partitions[r->partition];
+        const auto is_replica = [&old](int32_t n) {
+            return std::find(old.replicas.begin(), old.replicas.end(), n) != old.replicas.end();
+        };
+        if (!is_replica(r->leader) || !valid_replica_list(r->isr) ||
+            !std::all_of(r->isr.begin(), r->isr.end(), is_replica) ||
+            std::find(r->isr.begin(), r->isr.end(), r->leader) == r->isr.end()) {
+            return refuse(detail, fmt::format("partition {}-{}: leader {} with isr outside the replicas", t->name,
+                                              r->partition, r->leader));
+        }
+        if (r->leader_epoch < old.leader_epoch || old.partition_epoch == std::numeric_limits<int32_t>::max()) {
+            return refuse(detail, fmt::format("partition {}-{}: leader epoch {} below the current {}", t->name,
+                                              r->partition, r->leader_epoch, old.leader_epoch));
+        }
+        partition_info& m = mutable_topic(r->topic_id).partitions[r->partition];
+        m.leader = r->leader;
+        m.leader_epoch = r->leader_epoch;
+        m.isr = r->isr;
+        ++m.partition_epoch;
     } else {
         FJORD_UNREACHABLE("record type {} not applied", static_cast<int>(type_of(rec)));
     }

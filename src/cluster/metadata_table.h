@@ -59,6 +59,17 @@ struct topic_info {
 
 using config_map = std::map<std::string, std::string, std::less<>>;
 
+// The Raft group id of partition `partition` (below 2^23) of a topic: the
+// first 40 bits of the topic id, then the partition. The controller gives
+// every live topic distinct, non-zero leading bits; group 0 is the metadata
+// quorum.
+inline int64_t partition_group(const protocol::uuid& topic, int32_t partition) {
+    uint64_t prefix = 0;
+    for (int i = 0; i < 5; ++i) prefix = (prefix << 8) | topic.bytes[static_cast<size_t>(i)];
+    return static_cast<int64_t>((prefix << 23) | static_cast<uint32_t>(partition));
+}
+inline constexpr int32_t max_group_partitions = 1 << 23;
+
 // A registered broker (register_broker_record, broker_fence_record).
 struct broker_info {
     int32_t node_id = 0;

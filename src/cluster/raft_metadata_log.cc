@@ -15,6 +15,7 @@
 #include "base/logger.h"
 #include "protocol/crc32c.h"
 #include "protocol/record_batch.h"
+#include "replica/hard_state_file.h"
 
 namespace fjord::cluster {
 
@@ -37,77 +38,10 @@ const storage::topic_partition& metadata_tp() {
     return tp;
 }
 
-// quorum-state: two 64-byte slots at offsets 0 and 64, written in turn.
-// Slot: magic u32 "FJQS", version u32 (0), seq u64, term i32, vote i32 (-1:
-// none), crc32c u32 of the bytes before it, zero padding.
-constexpr size_t slot_bytes = 64;
-constexpr uint32_t slot_magic = 0x464a5153;
-constexpr size_t slot_crc_at = 28;
-
-std::array<uint8_t, slot_bytes> encode_slot(uint64_t seq, const raft::hard_state& hs) {
-    std::array<uint8_t, slot_bytes> b{};
-    store_be<uint32_t>(b.data(), slot_magic);
-    store_be<uint32_t>(b.data() + 4, 0);
-    store_be<uint64_t>(b.data() + 8, seq);
-    store_be<uint32_t>(b.data() + 16, static_cast<uint32_t>(hs.term.get()));
-    store_be<uint32_t>(b.data() + 20, static_cast<uint32_t>(hs.vote ? hs.vote->get() : -1));
-    store_be<uint32_t>(b.data() + 24, 0);
-    store_be<uint32_t>(b.data() + slot_crc_at, protocol::crc32c(std::span<const uint8_t>(b.data(), slot_crc_at)));
-    return b;
-}
-
-struct slot {
-    uint64_t seq = 0;
-    raft::hard_state hs;
-};
-
-std::optional<slot> decode_slot(const uint8_t* b) {
-    if (load_be<uint32_t>(b) != slot_magic || load_be<uint32_t>(b + 4) != 0) return std::nullopt;
-    if (load_be<uint32_t>(b + slot_crc_at) != protocol::crc32c(std::span<const uint8_t>(b, slot_crc_at)))
-        return std::nullopt;
-    slot s;
-    s.seq = load_be<uint64_t>(b + 8);
-    const auto term = static_cast<int32_t>(load_be<uint32_t>(b + 16));
-    const auto vote = static_cast<int32_t>(load_be<uint32_t>(b + 20));
-    if (term < 0 || vote < -1) return std::nullopt;
-    s.hs.term = raft::term_id(term);
-    if (vote >= 0) s.hs.vote = raft::node_id(vote);
-    return s;
-}
-
 uint64_t seed_from(uint64_t configured) {
     if (configured != 0) return configured;
     std::random_device rd;
     return (uint64_t{rd()} << 32) ^ rd();
-}
-
-// What a peer may legitimately send: addressed to us, from another node,
-// and a message's own ids matching its envelope; entries contiguous with
-// sane record counts. (The core asserts these; the network is untrusted.)
-bool plausible(const raft::envelope& e, raft::node_id self) {
-    if (e.to != self || e.from == self || e.from.get() < 0) return false;
-    const auto* m = std::get_if<raft::message>(&e.body);
-    if (!m) return true;
-    if (m->from != e.from || m->to != e.to || m->group != metadata_group) return false;
-    if (const auto* a = std::get_if<raft::append_request>(&m->body)) {
-        raft::offset next = a->prev_offset + 1;
-        for (const auto& en : a->entries) {
-            if (en.base != next || en.records < 1 || en.term > a->term || en.term.get() < 0) return false;
-            if (en.kind != raft::entry_kind::data && en.records != 1) return false;
-            if (en.kind == raft::entry_kind::data) {
-                auto b = protocol::record_batch::parse(en.payload);
-                if (!b || b->last_offset_delta() + 1 != en.records) return false;
-            }
-            if (en.kind == raft::entry_kind::configuration && !raft::decode_configuration(en.payload)) return false;
-            next = en.next();
-        }
-    }
-    if (const auto* s = std::get_if<raft::snapshot_request>(&m->body)) {
-        // No metadata snapshots yet: nobody may send one.
-        (void)s;
-        return false;
-    }
-    return true;
 }
 
 }  // namespace
@@ -166,31 +100,13 @@ result<std::unique_ptr<raft_metadata_log>, errc> raft_metadata_log::open(const r
 
     // The quorum state (start-up: reading it here may block, as opening the log does).
     const std::string state_path = opts.dir + "/quorum-state";
-    l->state_fd_ = ::open(state_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (l->state_fd_ < 0) {
-        detail = fmt::format("{}: {}", state_path, std::strerror(errno));
-        return fail(errc::io_error);
-    }
-    std::array<uint8_t, 2 * slot_bytes> buf{};
-    const ssize_t n = ::pread(l->state_fd_, buf.data(), buf.size(), 0);
-    if (n < 0) {
-        detail = fmt::format("{}: {}", state_path, std::strerror(errno));
-        return fail(errc::io_error);
-    }
+    std::optional<raft::hard_state> stored;
+    auto state = replica::hard_state_file::open(state_path, stored, detail);
+    if (!state) return fail(state.error() == EIO ? errc::metadata_offline : errc::io_error);
+    l->state_ = std::move(state).value();
     raft::persisted p;
-    std::optional<slot> best;
-    for (size_t i = 0; i < 2; ++i) {
-        if (static_cast<size_t>(n) < (i + 1) * slot_bytes) break;
-        auto s = decode_slot(buf.data() + i * slot_bytes);
-        if (s && (!best || s->seq > best->seq)) best = s;
-    }
-    if (n > 0 && !best) {
-        detail = fmt::format("{}: no valid slot ({} bytes): the vote of this node cannot be trusted", state_path, n);
-        return fail(errc::metadata_offline);
-    }
-    if (best) {
-        p.hs = best->hs;
-        l->state_seq_ = best->seq;
+    if (stored) {
+        p.hs = *stored;
     } else if (l->log_->end_offset() > 0 && l->log_->epochs().latest_epoch() > 0) {
         // A Raft log without the state that must have been written before it.
         detail = fmt::format("{}: missing, but the metadata log holds {} records of term {}", state_path,
@@ -233,7 +149,6 @@ result<std::unique_ptr<raft_metadata_log>, errc> raft_metadata_log::open(const r
 
 raft_metadata_log::~raft_metadata_log() {
     durability_.reset();  // before the log it drives
-    if (state_fd_ >= 0) ::close(state_fd_);
 }
 
 raft::raft& raft_metadata_log::core() {
@@ -300,7 +215,8 @@ void raft_metadata_log::tick() {
 
 void raft_metadata_log::step(const raft::envelope& e) {
     if (offline_ || closed_ || abandoned_) return;
-    if (!plausible(e, raft::node_id(opts_.node_id))) {
+    const auto* m = std::get_if<raft::message>(&e.body);
+    if (!raft::plausible_envelope(e, raft::node_id(opts_.node_id)) || (m && m->group != metadata_group)) {
         ++dropped_;
         return;
     }
@@ -383,30 +299,20 @@ void raft_metadata_log::handle(raft::group_manager::output out) {
 
 void raft_metadata_log::persist(const raft::hard_state& hs, std::function<void()> then) {
     persisting_ = true;
-    const uint64_t seq = ++state_seq_;
-    auto bytes = encode_slot(seq, hs);
-    const off_t at = static_cast<off_t>((seq % 2) * slot_bytes);
-    // A 64-byte pwrite into the page cache; the fdatasync goes to the io_engine.
-    if (::pwrite(state_fd_, bytes.data(), bytes.size(), at) != static_cast<ssize_t>(bytes.size())) {
-        go_offline(fmt::format("{}/quorum-state: write failed: {}", opts_.dir, std::strerror(errno)));
-        return;
-    }
-    auto done = [this, then = std::move(then)](int64_t r) mutable {
+    auto done = [this, then](int r) mutable {
         post_([this, r, then = std::move(then)] {
             persisting_ = false;
             if (r < 0) {
-                go_offline(fmt::format("{}/quorum-state: fdatasync failed: {}", opts_.dir,
-                                       std::strerror(static_cast<int>(-r))));
+                go_offline(fmt::format("{}: write failed: {}", state_->path(), std::strerror(-r)));
                 return;
             }
             then();
         });
     };
-    if (!engine_.fdatasync(state_fd_, std::move(done))) {
+    if (!state_->write(hs, engine_, std::move(done))) {
         // Saturated engine: try again from the loop.
         post_([this, hs, then = std::move(then)]() mutable {
             persisting_ = false;
-            --state_seq_;
             persist(hs, std::move(then));
         });
     }

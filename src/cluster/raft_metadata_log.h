@@ -40,6 +40,10 @@
 #include "storage/io_engine.h"
 #include "storage/log_manager.h"
 
+namespace fjord::replica {
+class hard_state_file;
+}
+
 namespace fjord::cluster {
 
 // The group id of the metadata quorum in every node's Raft traffic.
@@ -130,10 +134,8 @@ private:
     std::unique_ptr<raft::group_manager> mgr_;
     raft::raft* core_ = nullptr;
 
-    // quorum-state: two checksummed slots, the newer valid one wins.
-    int state_fd_ = -1;
-    uint64_t state_seq_ = 0;
-    bool persisting_ = false;  // a hard state write is in flight: hold the outputs
+    std::unique_ptr<replica::hard_state_file> state_;  // quorum-state
+    bool persisting_ = false;                          // a hard state write is in flight: hold the outputs
     std::optional<raft::group_manager::output> held_;
 
     int flushes_ = 0;  // flushes in flight

@@ -240,11 +240,6 @@ net::awaitable<net::response> handle_create_topics(shard_ctx& sh, request_contex
                                    "cannot be reached because only {} broker(s) are registered or some brokers have "
                                    "all their log directories cordoned.",
                                    eff_rf, eff_rf, std::max<size_t>(live, 1))};
-            } else if (!err && eff_rf > 1) {
-                err = {error::invalid_replication_factor,
-                       fmt::format("Fjord does not replicate partitions yet: replication factor {} cannot be served "
-                                   "(use 1).",
-                                   eff_rf)};
             }
             const int32_t eff_partitions = partitions == -1 ? cfg.num_partitions : partitions;
             if (!err && eff_partitions > 100'000) {

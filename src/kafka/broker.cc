@@ -98,6 +98,10 @@ void shard_ctx::drop_deleted(const cluster::metadata_image& img) {
             p = std::move(it->second);
             partitions.erase(it);
             partitions_gauge.add(-1);
+            if (auto* r = p->replica()) {
+                replicas->remove(r->group());
+                p->set_replica(nullptr);
+            }
         }
         auto lg = logs->release_log(tp);
         // Renamed at once (one metadata operation, as Kafka does) so that a
@@ -162,8 +166,10 @@ void shard_ctx::apply_image(std::shared_ptr<const cluster::metadata_image> img) 
             }
             auto& ctx = owner.shards().context(id);
             auto post = [&ctx](std::function<void()> fn) { asio::post(ctx, std::move(fn)); };
-            partitions[tp] = std::make_unique<partition>(*lg, owner.io(), post, topic->id, p.leader_epoch, *tc, now);
+            auto& made = partitions[tp];
+            made = std::make_unique<partition>(*lg, owner.io(), post, topic->id, p.leader_epoch, *tc, now);
             partitions_gauge.add(1);
+            if (p.replicas.size() > 1) attach_replica(tp, *made, topic->id, p);
         }
     }
     image = std::move(img);
@@ -310,6 +316,24 @@ result<void, std::string> broker::open_on_shards() {
     if (auto r = start_controller_listener(); !r) return r;
     auto& ctx0 = shards_->context(0);
     asio::co_spawn(ctx0, quorum_loop(this), asio::detached);
+    // The Raft groups of replicated partitions, one set per shard (none in a
+    // quorum of one: nothing is replicated there).
+    if (transport_) {
+        for (unsigned i = 0; i < n; ++i) {
+            auto& ctx = shards_->context(i);
+            run_on(ctx, [&, i] {
+                replica::replicas_options ro;
+                ro.self = cfg_.node_id;
+                ro.election_ticks = std::max(3, cfg_.election_timeout_ms / 10);
+                ro.heartbeat_ticks = std::max(1, std::min(ro.election_ticks / 4, 10));
+                ro.replica_lag_time_max_ms = cfg_.replica_lag_time_max_ms;
+                auto post = [&ctx](std::function<void()> fn) { asio::post(ctx, std::move(fn)); };
+                ctx_[i]->replicas = std::make_unique<replica::shard_replicas>(
+                    ro, *io_, post, [this](raft::envelope e) { send_raft(std::move(e)); });
+            });
+            asio::co_spawn(ctx, replication_loop(this, i), asio::detached);
+        }
+    }
     // The cluster id comes from the first elected controller of a new
     // cluster, or with the committed metadata from the quorum's leader.
     for (int64_t waited = 0;; waited += 20) {
@@ -498,6 +522,9 @@ void broker::wait() {
         }
         if (moving) log_info("metadata quorum: leadership handed to node {}", quorum_leader_.load());
     }
+    // Controlled shutdown: partition leaderships move to in-sync followers
+    // while this node still answers (clients are redirected, not cut off).
+    move_leaderships_away(std::max(3000, 3 * cfg_.election_timeout_ms));
     // Group calls waiting for a rebalance are answered now (NOT_COORDINATOR),
     // not when their rebalance timeout ends.
     for (unsigned i = 0; i < shards_->count(); ++i) {
@@ -563,6 +590,10 @@ void broker::shutdown_shards() {
                         co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
                     }
                 }
+                // The Raft groups go before the partitions whose logs they
+                // drive (inbound envelopes are dropped once stopping).
+                for (auto& [tp, p] : c->partitions) p->set_replica(nullptr);
+                c->replicas.reset();
                 c->partitions.clear();
                 if (c->logs) {
                     if (auto r = c->logs->shutdown(); !r) {

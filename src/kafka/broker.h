@@ -25,6 +25,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <unordered_map>
 
 #include "cluster/controller.h"
 #include "kafka/config.h"
@@ -34,6 +35,7 @@
 #include "net/blocking_pool.h"
 #include "net/server.h"
 #include "net/shard.h"
+#include "replica/replicas.h"
 #include "storage/io_engine.h"
 #include "storage/log_manager.h"
 
@@ -96,7 +98,11 @@ struct shard_ctx {
     bool cleaning = false;
     bool checkpointing = false;
     std::unique_ptr<storage::compactor> cleaner;  // used by one blocking-pool task at a time
-    std::vector<uint8_t> scratch;                 // decompression buffer of produce validation
+    // The Raft groups of this shard's replicated partitions (null in a
+    // quorum of one: nothing is replicated there).
+    std::unique_ptr<replica::shard_replicas> replicas;
+    bool leader_report_in_flight = false;
+    std::vector<uint8_t> scratch;  // decompression buffer of produce validation
 
     partition* find(const storage::topic_partition& tp) {
         auto it = partitions.find(tp);
@@ -104,6 +110,9 @@ struct shard_ctx {
     }
     // Applies a newer image: creates and drops this shard's partitions.
     void apply_image(std::shared_ptr<const cluster::metadata_image> img);
+    // Gives a new replicated partition its Raft group (replication.cc).
+    void attach_replica(const storage::topic_partition& tp, partition& p, const protocol::uuid& topic_id,
+                        const cluster::partition_info& info);
     // Retires the partitions (and leftover logs) of topics `img` no longer has.
     void drop_deleted(const cluster::metadata_image& img);
 };
@@ -172,6 +181,13 @@ public:
     // Shard 0 only.
     cluster::raft_metadata_log* metadata_log() { return metadata_log_; }
 
+    // ---- partition replication (replication.cc) ----
+    // Any shard: sends a partition group's Raft envelope to its node.
+    void send_raft(raft::envelope e);
+    // Controlled shutdown: every partition leader here hands its leadership
+    // to an in-sync follower; waits (at most `max_ms`) until none leads.
+    void move_leaderships_away(int64_t max_ms);
+
 private:
     explicit broker(broker_config cfg);
     result<void, std::string> open_on_shards();
@@ -191,6 +207,14 @@ private:
                                                               shared_bytes body);
     static net::awaitable<std::optional<shared_bytes>> forward_on_0(broker* self, std::string peer,
                                                                     std::string listener, shared_bytes frame);
+    // Shard 0: an inbound Raft envelope, to the metadata log or to the shards
+    // whose partitions' groups it is for.
+    void route_raft(raft::envelope e);
+    std::optional<unsigned> shard_of_group(int64_t group);
+    static net::awaitable<void> replication_loop(broker* self, unsigned shard);
+    void report_partition_leaders(unsigned shard);
+    static net::awaitable<void> report_leaders(broker* self, std::vector<cluster::partition_leader_record> reports);
+    static net::awaitable<std::vector<uint8_t>> serve_partition_leaders(broker* self, int32_t from, shared_bytes body);
     static net::awaitable<result<int64_t, cluster::errc>> allocate_producer_ids_here(broker* self, int32_t node);
     static net::awaitable<result<int64_t, cluster::errc>> allocate_producer_ids(broker* self);
     void publish(const std::shared_ptr<const cluster::metadata_image>& img);
@@ -228,6 +252,10 @@ private:
     int64_t producer_ids_end_ = 0;
     bool producer_ids_waiting_ = false;
     std::unique_ptr<net::event> producer_ids_ready_;
+    // Shard 0: which topic each partition group id prefix belongs to
+    // (partition_group()), for the image it was built from.
+    std::shared_ptr<const cluster::metadata_image> route_image_;
+    std::unordered_map<int64_t, std::string> route_topics_;
 
     std::mutex mu_;
     std::condition_variable cv_;

@@ -408,12 +408,13 @@ result<broker_config, std::string> make_broker_config(const properties& props) {
     FJORD_BROKER_INT(election_timeout_ms, int32_t, "controller.quorum.election.timeout.ms");
     FJORD_BROKER_INT(broker_heartbeat_interval_ms, int32_t, "broker.heartbeat.interval.ms");
     FJORD_BROKER_INT(broker_session_timeout_ms, int32_t, "broker.session.timeout.ms");
+    FJORD_BROKER_INT(replica_lag_time_max_ms, int32_t, "replica.lag.time.max.ms");
 #undef FJORD_BROKER_INT
-    if (c.election_timeout_ms < 20 || c.broker_heartbeat_interval_ms < 1 ||
+    if (c.election_timeout_ms < 20 || c.broker_heartbeat_interval_ms < 1 || c.replica_lag_time_max_ms < 1 ||
         c.broker_session_timeout_ms <= c.broker_heartbeat_interval_ms) {
         return fail(
-            std::string("controller.quorum.election.timeout.ms must be at least 20; broker.heartbeat.interval.ms "
-                        "positive and below broker.session.timeout.ms"));
+            std::string("controller.quorum.election.timeout.ms must be at least 20; replica.lag.time.max.ms "
+                        "positive; broker.heartbeat.interval.ms positive and below broker.session.timeout.ms"));
     }
     if (has("broker.rack")) c.rack = get("broker.rack");
     if (has("group.consumer.assignors")) {

@@ -48,6 +48,7 @@ struct broker_config {
     int32_t election_timeout_ms = 1000;                                // controller.quorum.election.timeout.ms
     int32_t broker_heartbeat_interval_ms = 2000;                       // broker.heartbeat.interval.ms
     int32_t broker_session_timeout_ms = 9000;                          // broker.session.timeout.ms
+    int32_t replica_lag_time_max_ms = 30000;                           // replica.lag.time.max.ms
     std::vector<listener> advertised_listeners;                        // advertised.listeners (default: listeners)
     std::string log_dir = "./data";                                    // log.dirs (one directory)
     unsigned smp = 0;                                                  // --smp / fjord.smp, 0: one per core

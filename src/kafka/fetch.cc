@@ -82,6 +82,11 @@ net::awaitable<void> read_one(shard_ctx& sh, fetch_item& it, read_round& round, 
             it.current_leader_epoch < p->leader_epoch() ? error::fenced_leader_epoch : error::unknown_leader_epoch;
         co_return;
     }
+    if (!p->leads()) {
+        // A replicated partition's follower (or a leader that just lost its term).
+        it.error = error::not_leader_or_follower;
+        co_return;
+    }
     it.hw = p->high_watermark();
     it.lso = p->last_stable_offset();
     it.log_start = p->log_start_offset();

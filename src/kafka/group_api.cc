@@ -43,9 +43,11 @@ net::awaitable<bool> ensure_offsets_topic(shard_ctx& sh) {
     cluster::topic_spec spec;
     spec.name = std::string(offsets_topic);
     spec.partitions = cfg.offsets_topic_num_partitions;
-    // min(offsets.topic.replication.factor, live brokers), and 1 until
-    // partitions are replicated.
-    spec.replication_factor = 1;
+    // min(offsets.topic.replication.factor, live brokers): a cluster of one
+    // works without tuning.
+    spec.replication_factor = static_cast<int16_t>(std::max<size_t>(
+        1,
+        std::min<size_t>(static_cast<size_t>(cfg.offsets_topic_replication_factor), sh.image->live_brokers().size())));
     spec.configs = {{"cleanup.policy", "compact"},
                     {"compression.type", "producer"},
                     {"segment.bytes", std::to_string(cfg.offsets_topic_segment_bytes)}};

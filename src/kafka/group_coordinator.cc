@@ -922,9 +922,11 @@ struct group_ops {
         if (bytes.size() > static_cast<size_t>(p->config().max_message_bytes)) {
             co_return error::invalid_commit_offset_size;
         }
+        replica::replica* rep = p->replica();
+        if (rep && rep->refuse_append()) co_return error::not_coordinator;
         storage::append_options o;
         o.now_ms = now;
-        o.leader_epoch = p->leader_epoch();
+        o.leader_epoch = p->leader_epoch();  // the Raft term when replicated
         auto appended = p->log().append(std::span<uint8_t>(bytes), o);
         if (!appended) {
             log_warn("{}-{}: group coordinator append failed: {}", offsets_topic, part,
@@ -932,14 +934,24 @@ struct group_ops {
             co_return error::coordinator_not_available;
         }
         auto w = std::make_shared<write_wait>(co_await asio::this_coro::executor);
-        p->durability().appended(appended->last_offset, static_cast<int64_t>(records.size()), now, [p, w](int err) {
+        auto done = [p, w](int err) {
             w->err = err;
             w->done = true;
             w->ev.notify();
             p->wake_waiters();
-        });
+        };
+        if (rep) {
+            // Acknowledged once a majority of the replicas has it.
+            rep->appended(appended->first_offset,
+                          static_cast<int32_t>(appended->last_offset - appended->first_offset + 1),
+                          shared_bytes::adopt(std::move(bytes)));
+            rep->wait(appended->last_offset, true, std::move(done));
+        } else {
+            p->durability().appended(appended->last_offset, static_cast<int64_t>(records.size()), now, std::move(done));
+        }
         p->wake_waiters();
         while (!w->done) co_await w->ev.wait();
+        if (w->err == -ECANCELED) co_return error::not_coordinator;  // leadership moved before a majority had it
         co_return w->err == 0 ? error::none : error::coordinator_not_available;
     }
 
@@ -1305,9 +1317,20 @@ void group_coordinator::image_applied() {
         ticking_ = true;
         asio::co_spawn(sh_.owner.shards().context(sh_.id), group_ops::tick_loop(this), asio::detached);
     }
+    // The groups of the __consumer_offsets partitions this node leads (a
+    // replicated partition's leader is the one the metadata names: the new
+    // leader replays the partition, the old one answers NOT_COORDINATOR).
     std::set<int32_t> owned;
+    const cluster::topic_info* offsets = sh_.image ? sh_.image->find_topic(offsets_topic) : nullptr;
     for (const auto& [tp, p] : sh_.partitions) {
-        if (tp.topic == offsets_topic) owned.insert(tp.partition);
+        if (tp.topic != offsets_topic) continue;
+        if (p->replica()) {
+            if (!offsets || tp.partition >= static_cast<int32_t>(offsets->partitions.size()) ||
+                offsets->partitions[static_cast<size_t>(tp.partition)].leader != sh_.owner.config().node_id ||
+                !p->replica()->writable())
+                continue;
+        }
+        owned.insert(tp.partition);
     }
     // Partitions no longer here (the topic was deleted): their groups go.
     for (auto it = loaded_.begin(); it != loaded_.end();) {

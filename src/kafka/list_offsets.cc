@@ -48,6 +48,10 @@ void list_one(shard_ctx& sh, offsets_item& it, int8_t isolation) {
         return;
     }
     if ((it.error = fence(it.current_leader_epoch, p->leader_epoch())) != error::none) return;
+    if (!p->leads()) {
+        it.error = error::not_leader_or_follower;
+        return;
+    }
     auto& lg = p->log();
     auto epoch_at = [&](int64_t offset) -> int32_t {
         int32_t e = lg.epochs().epoch_at(offset);
@@ -127,6 +131,10 @@ net::awaitable<void> epochs_on_shard(shard_ctx* sh, std::vector<epoch_item*> ite
             continue;
         }
         if ((it->error = fence(it->current_leader_epoch, p->leader_epoch())) != error::none) continue;
+        if (!p->leads()) {
+            it->error = error::not_leader_or_follower;
+            continue;
+        }
         auto [epoch, end] = p->log().end_offset_for_epoch(it->leader_epoch);
         it->out_epoch = epoch;
         it->out_offset = end;

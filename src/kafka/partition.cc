@@ -25,6 +25,7 @@ void partition::set_config(topic_config cfg) {
 }
 
 int64_t partition::high_watermark() const {
+    if (replica_) return replica_->high_watermark();
     if (cfg_.durability.mode == storage::durability_mode::write_caching) return log_.end_offset();
     return std::min(log_.durable_offset(), log_.end_offset());
 }

@@ -2,9 +2,12 @@
 // view for one node: the log, its durability (when an append may be
 // acknowledged), the high watermark, and the fetches waiting for data.
 //
-// The high watermark is what consumers may read: with group commit (the
-// default) the durable offset, so a consumer never sees a record a power cut
-// could take back; with write caching the log end, as Kafka does.
+// The high watermark is what consumers may read. A replicated partition
+// (replication factor above 1) has a Raft group (replica::replica): its
+// high watermark is the group's commit offset + 1 and its leader epoch the
+// group's term. Otherwise: with group commit (the default) the durable
+// offset, so a consumer never sees a record a power cut could take back;
+// with write caching the log end, as Kafka does.
 //
 // Threading: the owning shard only. Lifecycle: created when the metadata
 // says this node leads it, destroyed (after close(), which waits for its
@@ -19,6 +22,7 @@
 #include "kafka/config.h"
 #include "net/event.h"
 #include "protocol/wire.h"
+#include "replica/replicas.h"
 #include "storage/async_read.h"
 #include "storage/durability.h"
 #include "storage/log.h"
@@ -44,7 +48,7 @@ public:
     const storage::log& log() const { return log_; }
     storage::durability& durability() { return *durability_; }
     const protocol::uuid& topic_id() const { return topic_id_; }
-    int32_t leader_epoch() const { return leader_epoch_; }
+    int32_t leader_epoch() const { return replica_ ? replica_->term() : leader_epoch_; }
     const topic_config& config() const { return cfg_; }
     void set_config(topic_config cfg);
     void set_leader_epoch(int32_t e) { leader_epoch_ = e; }
@@ -59,7 +63,15 @@ public:
     void add_waiter(data_waiter* w) { waiters_.push_back(w); }
     void remove_waiter(data_waiter* w);
 
-    bool offline() const { return log_.offline(); }
+    bool offline() const { return log_.offline() || (replica_ && replica_->failed()); }
+
+    // The partition's Raft group when it is replicated (owned by the
+    // shard's replica::shard_replicas), else null.
+    replica::replica* replica() const { return replica_; }
+    void set_replica(replica::replica* r) { replica_ = r; }
+    // This replica answers clients' produce and fetch: it is not replicated,
+    // or it is its group's leader.
+    bool leads() const { return !replica_ || replica_->is_leader(); }
 
 private:
     storage::log& log_;
@@ -68,6 +80,7 @@ private:
     int32_t leader_epoch_ = 0;
     topic_config cfg_;
     std::vector<data_waiter*> waiters_;
+    replica::replica* replica_ = nullptr;
 };
 
 }  // namespace fjord::kafka

@@ -108,8 +108,19 @@ void append_one(shard_ctx& sh, produce_item& it, int16_t acks, int64_t now) {
         it.error = error::kafka_storage_error;
         return;
     }
-    // acks=all needs min.insync.replicas in sync; one node is one replica.
-    if (acks == -1 && p->config().min_insync_replicas > 1) {
+    replica::replica* rep = p->replica();
+    if (rep) {
+        // Only the Raft leader appends; a full backlog (followers far
+        // behind) pushes back with a retriable error.
+        if (auto why = rep->refuse_append()) {
+            it.error = *why == raft::errc::backlog_full ? error::not_enough_replicas : error::not_leader_or_follower;
+            return;
+        }
+    }
+    // acks=all needs min.insync.replicas in sync (an unreplicated
+    // partition has one replica).
+    const size_t in_sync = rep ? rep->isr().size() : 1;
+    if (acks == -1 && static_cast<size_t>(std::max(p->config().min_insync_replicas, 1)) > in_sync) {
         it.error = error::not_enough_replicas;
         return;
     }
@@ -136,6 +147,16 @@ void append_one(shard_ctx& sh, produce_item& it, int16_t acks, int64_t now) {
             case sequence_verdict::failed: return;
             case sequence_verdict::duplicate: {
                 if (acks != 0) it.ack = std::make_shared<ack_state>(sh.owner.shards().context(sh.id).get_executor());
+                if (rep) {
+                    // Acknowledged once the log through its end is, as a new append would be.
+                    rep->wait(p->log_end_offset() - 1, acks == -1, [ack = it.ack](int err) {
+                        if (!ack) return;
+                        ack->err = err;
+                        ack->done = true;
+                        ack->ev.notify();
+                    });
+                    return;
+                }
                 p->durability().flush([ack = it.ack](int err) {
                     if (!ack) return;
                     ack->err = err;
@@ -154,7 +175,7 @@ void append_one(shard_ctx& sh, produce_item& it, int16_t acks, int64_t now) {
                                    : std::span<uint8_t>(const_cast<uint8_t*>(it.records->data()), it.records->size());
     storage::append_options o;
     o.now_ms = now;
-    o.leader_epoch = p->leader_epoch();
+    o.leader_epoch = p->leader_epoch();  // the Raft term when replicated
     auto appended = p->log().append(bytes, o);
     if (!appended) {
         it.error = storage_error_code(appended.error());
@@ -166,6 +187,22 @@ void append_one(shard_ctx& sh, produce_item& it, int16_t acks, int64_t now) {
     produced_bytes.inc(bytes.size());
     produced_records.inc(static_cast<uint64_t>(check.records));
     if (acks != 0) it.ack = std::make_shared<ack_state>(sh.owner.shards().context(sh.id).get_executor());
+    if (rep) {
+        // Raft replicates it and makes it durable: acks=all waits for a
+        // majority, acks=1 for this replica's own flush.
+        const auto* payload = check.rebuilt ? nullptr : it.records;
+        rep->appended(appended->first_offset, static_cast<int32_t>(appended->last_offset - appended->first_offset + 1),
+                      payload ? *payload : shared_bytes::copy_of(bytes));
+        rep->wait(appended->last_offset, acks == -1, [p, ack = it.ack](int err) {
+            if (ack) {
+                ack->err = err;
+                ack->done = true;
+                ack->ev.notify();
+            }
+            p->wake_waiters();
+        });
+        return;
+    }
     p->durability().appended(appended->last_offset, check.records, now, [p, ack = it.ack](int err) {
         if (ack) {
             ack->err = err;

@@ -12,6 +12,7 @@
 #include "kafka/broker.h"
 #include "kafka/dispatcher.h"
 #include "kafka/errors.h"
+#include "kafka/node_rpc.h"
 #include "protocol/gen/allocate_producer_ids.h"
 #include "protocol/gen/create_topics.h"
 #include "protocol/gen/describe_quorum.h"
@@ -20,6 +21,7 @@
 #include "rpc/gen/broker_heartbeat.h"
 #include "rpc/gen/broker_registration.h"
 #include "rpc/gen/forward.h"
+#include "rpc/gen/partition_leaders.h"
 #include "rpc/transport.h"
 
 namespace fjord::kafka {
@@ -34,22 +36,6 @@ int64_t wall_ms() {
 
 // Raft ticks of the metadata quorum.
 constexpr int tick_ms = 10;
-
-template <typename T>
-std::vector<uint8_t> encode_body(const T& m, int16_t version) {
-    protocol::writer w;
-    m.encode(w, version);
-    return w.take();
-}
-
-template <typename T>
-std::optional<T> decode_body(const shared_bytes& b, int16_t version) {
-    protocol::reader r(b);
-    T m;
-    m.decode(r, version);
-    if (!r.ok() || r.remaining() != 0) return std::nullopt;
-    return m;
-}
 
 // A Kafka request frame (header v2 + body, no size prefix) that this node
 // sends to the controller on its own behalf.
@@ -136,9 +122,11 @@ result<void, std::string> broker::open_metadata() {
         }
         metadata_log_ = mlog->get();
         if (transport_) {
-            transport_->on_raft([this](raft::envelope e) {
-                if (metadata_log_) metadata_log_->step(e);
-            });
+            transport_->on_raft([this](raft::envelope e) { route_raft(std::move(e)); });
+            transport_->on_request(rpc::gen::partition_leaders_request::api_key,
+                                   [this](int32_t from, int16_t, shared_bytes body) {
+                                       return serve_partition_leaders(this, from, std::move(body));
+                                   });
             transport_->on_request(rpc::gen::forward_request::api_key,
                                    [this](int32_t from, int16_t version, shared_bytes body) {
                                        return serve_forward(this, from, version, std::move(body));
@@ -286,15 +274,6 @@ net::awaitable<void> broker::lifecycle_step(broker* self) {
     const bool was = self->broker_fenced_.exchange(resp->is_fenced);
     if (was != resp->is_fenced) log_info("broker {}", resp->is_fenced ? "fenced" : "unfenced: serving");
 }
-
-namespace {
-template <typename T>
-struct waiter {
-    explicit waiter(const asio::any_io_executor& ex) : ev(ex) {}
-    net::event ev;
-    std::optional<T> value;
-};
-}  // namespace
 
 net::awaitable<rpc::gen::broker_registration_response> broker::serve_registration(
     broker* self, rpc::gen::broker_registration_request req) {

@@ -153,6 +153,9 @@ public:
     group_id group() const { return opts_.group; }
     const log& get_log() const { return log_; }
     bool has_pending_config() const;
+    // propose() would fail with backlog_full / transfer_in_progress now.
+    bool backlog_full() const { return uncommitted_bytes_ >= opts_.max_uncommitted_bytes; }
+    bool transferring() const { return transfer_target_.has_value(); }
     uint64_t truncations() const { return truncations_; }
     // Offset of this leader's leader_change entry (no_offset if not leader).
     offset term_start() const { return term_start_; }

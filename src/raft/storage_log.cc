@@ -102,11 +102,38 @@ std::optional<entry> storage_log::from_batch(const shared_bytes& batch) {
     return e;
 }
 
+void storage_log::stage(offset base, int32_t records) {
+    FJORD_ASSERT(staged_base_ == no_offset, "two staged appends");
+    FJORD_ASSERT(records >= 1 && base + records == offset(log_.end_offset()), "staged [{}, +{}) but the log ends at {}",
+                 base.get(), records, log_.end_offset());
+    staged_base_ = base;
+    staged_records_ = records;
+}
+
 void storage_log::append(entry e) {
     FJORD_ASSERT(e.base == next(), "append at {} but the log ends at {}", e.base.get(), next().get());
-    auto bytes = to_batch(e);
+    if (staged_base_ != no_offset) {
+        FJORD_ASSERT(e.kind == entry_kind::data && e.records == staged_records_,
+                     "staged {} records at {}, but the append is {} records of kind {}", staged_records_,
+                     staged_base_.get(), e.records, static_cast<int>(e.kind));
+        staged_base_ = no_offset;
+        return;
+    }
     storage::append_options o;
     o.assign_offsets = false;  // Raft chose the offsets and the term
+    // A data batch that already carries its offset and term (a follower's,
+    // as the leader sent it) is appended as it is: with assign_offsets off
+    // the storage log does not write into the bytes.
+    if (e.kind == entry_kind::data) {
+        auto b = proto::record_batch::parse(e.payload);
+        if (b && b->base_offset() == e.base.get() && b->partition_leader_epoch() == e.term.get() &&
+            b->last_offset_delta() + 1 == e.records) {
+            auto r = log_.append(std::span<uint8_t>(const_cast<uint8_t*>(e.payload.data()), e.payload.size()), o);
+            FJORD_ASSERT(r.ok(), "storage append at {} failed: {}", e.base.get(), static_cast<int>(r.error()));
+            return;
+        }
+    }
+    auto bytes = to_batch(e);
     auto r = log_.append(bytes, o);
     // An append that fails (disk full, I/O error) must not be acknowledged:
     // the node stops this replica, as it does on a failed flush.
@@ -136,6 +163,28 @@ void storage_log::truncate_prefix(offset new_start, term_id prev_term) {
     auto r = log_.truncate_prefix(new_start.get());
     FJORD_ASSERT(r.ok(), "storage truncate_prefix({}) failed", new_start.get());
     prev_term_ = prev_term;
+}
+
+bool plausible_envelope(const envelope& e, node_id self) {
+    if (e.to != self || e.from == self || e.from.get() < 0) return false;
+    const auto* m = std::get_if<message>(&e.body);
+    if (!m) return true;
+    if (m->from != e.from || m->to != e.to || m->group.get() < 0) return false;
+    if (const auto* a = std::get_if<append_request>(&m->body)) {
+        offset next = a->prev_offset + 1;
+        for (const auto& en : a->entries) {
+            if (en.base != next || en.records < 1 || en.term > a->term || en.term.get() < 0) return false;
+            if (en.kind != entry_kind::data && en.records != 1) return false;
+            if (en.kind == entry_kind::data) {
+                auto b = proto::record_batch::parse(en.payload);
+                if (!b || b->last_offset_delta() + 1 != en.records || !b->crc_ok()) return false;
+            }
+            if (en.kind == entry_kind::configuration && !decode_configuration(en.payload)) return false;
+            next = en.next();
+        }
+    }
+    if (std::holds_alternative<snapshot_request>(m->body)) return false;
+    return true;
 }
 
 }  // namespace fjord::raft

@@ -20,6 +20,7 @@
 // outlives the adapter.
 #pragma once
 
+#include "raft/group_manager.h"
 #include "raft/log.h"
 #include "storage/log.h"
 
@@ -35,7 +36,7 @@ public:
     storage_log(storage::log& lg, term_id prev_term);
 
     offset start() const override { return offset(log_.start_offset()); }
-    offset next() const override { return offset(log_.end_offset()); }
+    offset next() const override { return staged_base_ != no_offset ? staged_base_ : offset(log_.end_offset()); }
     term_id term_at(offset o) const override;
     offset last_offset_for_term(term_id t) const override;
     offset batch_base(offset o) const override;
@@ -43,6 +44,14 @@ public:
     void read(offset from, size_t max_bytes, std::vector<entry>& out) const override;
     void truncate_suffix(offset from) override;
     void truncate_prefix(offset new_start, term_id prev_term) override;
+
+    // A partition leader appends a produced batch to the storage log itself
+    // (validation, offsets, the leader epoch, producer state: the produce
+    // path) and then proposes it: stage(base, records) right after that
+    // append makes the log look as before it until the core appends the
+    // data entry [base, base + records) of the proposal, which is then
+    // already there. The proposal must follow at once, on the same thread.
+    void stage(offset base, int32_t records);
 
     // The Kafka batch an entry becomes (exposed for tests).
     static std::vector<uint8_t> to_batch(const entry& e);
@@ -52,6 +61,16 @@ public:
 private:
     storage::log& log_;
     term_id prev_term_;
+    offset staged_base_ = no_offset;
+    int32_t staged_records_ = 0;
 };
+
+// What a peer may legitimately send to this node's replicas whose logs are
+// storage logs: addressed to `self`, from another node, a message's own ids
+// matching its envelope, entries contiguous with sane record counts, data
+// entries single record batches that pass their CRC, configurations that
+// decode, no snapshot (partition and metadata snapshots are not sent yet).
+// The core asserts much of this; the network is untrusted.
+bool plausible_envelope(const envelope& e, node_id self);
 
 }  // namespace fjord::raft

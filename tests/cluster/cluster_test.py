@@ -9,10 +9,17 @@ broker, and checks with confluent-kafka (librdkafka) and kcat:
               its partitions spread over the brokers
   data        records produced through the whole cluster (acks=all,
               idempotent) are read back exactly once, in order, by a group
+  replicated  a topic with replication factor N (every partition a Raft
+              group): each partition gets an elected leader with every
+              replica in sync, acks=all records are read back exactly once;
+              a replication factor above the broker count is refused
   failover    kill -9 of the active controller: a new one is elected, topic
               creation and produce keep working on the survivors, the dead
               broker is fenced (it leaves the brokers list and its partitions
-              go leaderless); it restarts, rejoins, and its records are back
+              go leaderless); the replicated topic's partitions it led get
+              new leaders in later epochs, keep taking writes, and lose no
+              acknowledged record; it restarts, rejoins, catches up, and its
+              records are back
   foreign     a node holding another cluster's data refuses to join with a
               message that says so (and never takes the quorum over)
 
@@ -136,7 +143,22 @@ def metadata(bootstrap, timeout=5):
 def cluster_view(node):
     md = metadata(node.bootstrap)
     return {"brokers": sorted(md.brokers), "controller": md.controller_id, "cluster_id": md.cluster_id,
-            "topics": {n: {p: t.partitions[p].leader for p in t.partitions} for n, t in md.topics.items()}}
+            "topics": {n: {p: t.partitions[p].leader for p in t.partitions} for n, t in md.topics.items()},
+            "isr": {n: {p: sorted(t.partitions[p].isrs) for p in t.partitions} for n, t in md.topics.items()}}
+
+
+def replicated_ready(nodes, topic, replicas):
+    """Every node names a live leader for every partition, all replicas in sync."""
+    views = [cluster_view(x) for x in nodes]
+    first = views[0]["topics"].get(topic)
+    if not first:
+        return None
+    for v in views:
+        if v["topics"].get(topic) != first or any(l < 0 for l in first.values()):
+            return None
+        if any(isr != replicas for isr in v["isr"][topic].values()):
+            return None
+    return first
 
 
 def produce(bootstrap, topic, n, tag):
@@ -173,6 +195,33 @@ def read_all(bootstrap, topic, partitions, expected, group):
         seen.append((m.partition(), m.offset(), m.value().decode()))
     c.close()
     return seen
+
+
+GROUPS = [f"g-commit-{i}" for i in range(12)]
+
+
+def commit_offsets(bootstrap, topic, partitions, base):
+    """Commits offsets base+i+p for every group i and partition p."""
+    for i, g in enumerate(GROUPS):
+        c = Consumer({"bootstrap.servers": bootstrap, "group.id": g, "enable.auto.commit": False})
+        c.commit(offsets=[TopicPartition(topic, p, base + i + p) for p in range(partitions)], asynchronous=False)
+        c.close()
+
+
+def committed_offsets(bootstrap, topic, partitions):
+    out = {}
+    for g in GROUPS:
+        c = Consumer({"bootstrap.servers": bootstrap, "group.id": g, "enable.auto.commit": False})
+        got = c.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=20)
+        c.close()
+        out[g] = [tp.offset for tp in got]
+    return out
+
+
+def coordinators(bootstrap):
+    a = AdminClient({"bootstrap.servers": bootstrap})
+    fs = a.describe_consumer_groups(GROUPS)
+    return {g: f.result(20).coordinator.id for g, f in fs.items()}
 
 
 def same_records(acked, seen):
@@ -232,14 +281,35 @@ def main():
                             [cluster_view(x) for x in nodes]))
         check(len(set(leaders.values())) == min(n, parts), f"partitions not spread over the brokers: {leaders}")
         log(f"formation: topic created through node {nodes[-1].id}, leaders {leaders}")
-        rf3 = admin.create_topics([NewTopic("rf3", num_partitions=1, replication_factor=n)])
+        too_many = admin.create_topics([NewTopic("rf-too-many", num_partitions=1, replication_factor=n + 1)])
         try:
-            rf3["rf3"].result(30)
-            raise Failure("replication factor > 1 was accepted without replication")
+            too_many["rf-too-many"].result(30)
+            raise Failure(f"replication factor {n + 1} was accepted by {n} brokers")
         except Failure:
             raise
         except Exception as e:
-            check("INVALID_REPLICATION_FACTOR" in str(e) or "replicat" in str(e), f"rf {n}: {e}")
+            check("INVALID_REPLICATION_FACTOR" in str(e), f"rf {n + 1}: {e}")
+
+        # ---- replicated: every partition a Raft group over all the nodes
+        t_rep = time.monotonic()
+        admin.create_topics([NewTopic("replicated", num_partitions=3, replication_factor=n,
+                                      config={"min.insync.replicas": "2"})])["replicated"].result(30)
+        rep_leaders = wait_for("every replicated partition led, all replicas in sync",
+                               lambda: replicated_ready(nodes, "replicated", list(range(1, n + 1))), timeout=60)
+        log(f"replicated: 3 partitions x {n} replicas elected in {time.monotonic() - t_rep:.1f} s, "
+            f"leaders {rep_leaders}")
+        rep_acked = produce(bootstrap, "replicated", 600, "r")
+        same_records(rep_acked, read_all(bootstrap, "replicated", 3, len(rep_acked), "g-rep"))
+        log(f"replicated: {len(rep_acked)} records acknowledged by a majority and read back exactly once")
+        # Committed offsets live in the replicated __consumer_offsets.
+        commit_offsets(bootstrap, "replicated", 3, 100)
+        committed = committed_offsets(bootstrap, "replicated", 3)
+        check(all(v == [100 + i + p for p in range(3)] for i, v in enumerate(committed.values())),
+              f"committed offsets read back wrong: {committed}")
+        offsets_isr = cluster_view(nodes[0])["isr"].get("__consumer_offsets", {})
+        check(offsets_isr and all(len(v) == n for v in offsets_isr.values()),
+              f"__consumer_offsets should have {n} replicas in sync: {offsets_isr}")
+        coord_before = coordinators(bootstrap)
 
         # ---- data
         acked = produce(bootstrap, "orders", 600, "a")
@@ -266,6 +336,26 @@ def main():
         dead = [p for p, l in after[0]["topics"]["orders"].items() if l == -1]
         check(dead == sorted(p for p, l in leaders.items() if l == victim.id),
               f"the dead broker's partitions should be leaderless: {after[0]['topics']['orders']}")
+        # The replicated partitions it led have new leaders, in later epochs.
+        def rep_moved():
+            v = cluster_view(survivors[0])["topics"]["replicated"]
+            return v if all(l >= 0 and l != victim.id for l in v.values()) else None
+
+        moved = wait_for("new leaders for the replicated partitions", rep_moved, timeout=60)
+        log(f"failover: replicated leaders {rep_leaders} -> {moved} after {time.monotonic() - t_kill:.1f} s")
+        rep_acked += produce(sb, "replicated", 300, "r2")
+        same_records(rep_acked, read_all(sb, "replicated", 3, len(rep_acked), "g-rep2"))
+        log(f"failover: {len(rep_acked)} replicated records, none lost, each once")
+        # The groups it coordinated moved with their __consumer_offsets
+        # partitions' leadership; their committed offsets survived.
+        moved_groups = [g for g, c in coord_before.items() if c == victim.id]
+        coord_after = wait_for("every group coordinated by a survivor",
+                               lambda: (lambda c: c if all(x != victim.id for x in c.values()) else None)(
+                                   coordinators(sb)), timeout=60)
+        after_commit = committed_offsets(sb, "replicated", 3)
+        check(after_commit == committed, f"committed offsets changed by the failover: {after_commit} != {committed}")
+        log(f"failover: {len(moved_groups)} groups moved coordinator ({ {g: coord_after[g] for g in moved_groups} }); "
+            f"their committed offsets survived")
         admin2 = AdminClient({"bootstrap.servers": sb})
         admin2.create_topics([NewTopic("after", num_partitions=2, replication_factor=1)])["after"].result(30)
         acked2 = produce(sb, "after", 100, "b")
@@ -280,7 +370,9 @@ def main():
                  lambda: all(l >= 0 for l in cluster_view(nodes[0])["topics"]["orders"].values()), timeout=60)
         seen = read_all(bootstrap, "orders", parts, len(acked), "g3")
         same_records(acked, seen)
-        log("failover: the restarted node rejoined; every record of 'orders' is back")
+        wait_for("the restarted node back in sync on every replicated partition",
+                 lambda: replicated_ready(nodes, "replicated", list(range(1, n + 1))), timeout=60)
+        log("failover: the restarted node rejoined and caught up; every record of 'orders' is back")
 
         # ---- shutdown: every node stops cleanly
         for x in nodes:

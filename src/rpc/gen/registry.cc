@@ -40,6 +40,8 @@ constexpr message_info messages[] = {
     {"BrokerRegistrationResponse", message_kind::response, 10, 0, 0, &reencode<broker_registration_response>, &check_decode<broker_registration_response>},
     {"BrokerHeartbeatRequest", message_kind::request, 11, 0, 0, &reencode<broker_heartbeat_request>, &check_decode<broker_heartbeat_request>},
     {"BrokerHeartbeatResponse", message_kind::response, 11, 0, 0, &reencode<broker_heartbeat_response>, &check_decode<broker_heartbeat_response>},
+    {"PartitionLeadersRequest", message_kind::request, 12, 0, 0, &reencode<partition_leaders_request>, &check_decode<partition_leaders_request>},
+    {"PartitionLeadersResponse", message_kind::response, 12, 0, 0, &reencode<partition_leaders_response>, &check_decode<partition_leaders_response>},
     {"RpcHeader", message_kind::header, -1, 0, 0, &reencode<rpc_header>, &check_decode<rpc_header>},
 };
 
@@ -56,6 +58,7 @@ constexpr api_info apis[] = {
     {9, "Forward", 0, 0, -1, -1, 0},
     {10, "BrokerRegistration", 0, 0, -1, -1, 0},
     {11, "BrokerHeartbeat", 0, 0, -1, -1, 0},
+    {12, "PartitionLeaders", 0, 0, -1, -1, 0},
 };
 
 }  // namespace

@@ -3,6 +3,7 @@ set(FJORD_GEN_SOURCES
     gen/broker_heartbeat.cc
     gen/broker_registration.cc
     gen/forward.cc
+    gen/partition_leaders.cc
     gen/raft_append.cc
     gen/raft_append_reply.cc
     gen/raft_heartbeat.cc
@@ -18,6 +19,7 @@ set(FJORD_GEN_RANDOM_SOURCES
     gen_random/broker_heartbeat.cc
     gen_random/broker_registration.cc
     gen_random/forward.cc
+    gen_random/partition_leaders.cc
     gen_random/raft_append.cc
     gen_random/raft_append_reply.cc
     gen_random/raft_heartbeat.cc

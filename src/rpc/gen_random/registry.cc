@@ -21,6 +21,8 @@ void randomize(broker_registration_request& m, rng& g, int16_t version, int dept
 void randomize(broker_registration_response& m, rng& g, int16_t version, int depth);
 void randomize(broker_heartbeat_request& m, rng& g, int16_t version, int depth);
 void randomize(broker_heartbeat_response& m, rng& g, int16_t version, int depth);
+void randomize(partition_leaders_request& m, rng& g, int16_t version, int depth);
+void randomize(partition_leaders_response& m, rng& g, int16_t version, int depth);
 void randomize(rpc_header& m, rng& g, int16_t version, int depth);
 
 namespace {
@@ -51,6 +53,8 @@ constexpr random_info infos[] = {
     {"BrokerRegistrationResponse", &random_encoded<broker_registration_response>},
     {"BrokerHeartbeatRequest", &random_encoded<broker_heartbeat_request>},
     {"BrokerHeartbeatResponse", &random_encoded<broker_heartbeat_response>},
+    {"PartitionLeadersRequest", &random_encoded<partition_leaders_request>},
+    {"PartitionLeadersResponse", &random_encoded<partition_leaders_response>},
     {"RpcHeader", &random_encoded<rpc_header>},
 };
 
