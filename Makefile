@@ -1,5 +1,5 @@
 # The two commands: `make run` and `make test`. Everything else is a helper.
-.PHONY: run test build deps format format-check codegen bench bench-compare fuzz sim clean cluster
+.PHONY: run test build deps format format-check codegen bench bench-compare fuzz sim clean cluster faults
 
 BUILD ?= build
 
@@ -21,6 +21,14 @@ test:
 N ?= 3
 cluster: build
 	@N=$(N) tools/cluster.sh
+
+# The fault suite's long mode (tests/cluster/faults_test.py): a 3-node
+# cluster, a partition leader killed and restarted KILLS times under
+# idempotent acks=all writers, judged by the checker; then its negative control.
+KILLS ?= 200
+faults: build
+	@tests/integration/install.sh confluent-pypi >/dev/null
+	@$${FJORD_CACHE:-$$HOME/.cache/fjord}/it-venv/bin/python tests/cluster/faults_test.py --kills $(KILLS)
 
 # Regenerate the protocol code from ../shared/kafka-protocol and the RPC code
 # from src/rpc/messages.

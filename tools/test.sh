@@ -85,7 +85,10 @@ consumer_groups() {
 cluster_tests() {
   tests/integration/install.sh confluent-pypi >/dev/null || return 1
   local venv="${FJORD_CACHE:-${HOME:-/root}/.cache/fjord}/it-venv"
-  "$venv/bin/python" tests/cluster/cluster_test.py
+  "$venv/bin/python" tests/cluster/cluster_test.py || return 1
+  # The fault suite's short version (one pause, one leader kill, the
+  # negative control); `make faults KILLS=200` is the long mode.
+  "$venv/bin/python" tests/cluster/faults_test.py --kills 1
 }
 
 differential() {

@@ -327,6 +327,7 @@ result<void, std::string> broker::open_on_shards() {
                 ro.election_ticks = std::max(3, cfg_.election_timeout_ms / 10);
                 ro.heartbeat_ticks = std::max(1, std::min(ro.election_ticks / 4, 10));
                 ro.replica_lag_time_max_ms = cfg_.replica_lag_time_max_ms;
+                ro.broken_variant = *raft::parse_broken(cfg_.raft_broken);
                 auto post = [&ctx](std::function<void()> fn) { asio::post(ctx, std::move(fn)); };
                 ctx_[i]->replicas = std::make_unique<replica::shard_replicas>(
                     ro, *io_, post, [this](raft::envelope e) { send_raft(std::move(e)); });

@@ -1,6 +1,7 @@
 #include "kafka/config.h"
 
 #include "kafka/config_catalog.h"
+#include "raft/raft.h"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -72,6 +73,9 @@ constexpr std::string_view broker_keys[] = {
     "max.incremental.fetch.session.cache.slots",
     "fetch.max.bytes",
     "fjord.http.listener",
+    "fjord.testing.raft.broken",
+    "auto.leader.rebalance.enable",
+    "leader.imbalance.check.interval.seconds",
     "offsets.topic.num.partitions",
     "offsets.topic.replication.factor",
     "offsets.topic.segment.bytes",
@@ -409,6 +413,7 @@ result<broker_config, std::string> make_broker_config(const properties& props) {
     FJORD_BROKER_INT(broker_heartbeat_interval_ms, int32_t, "broker.heartbeat.interval.ms");
     FJORD_BROKER_INT(broker_session_timeout_ms, int32_t, "broker.session.timeout.ms");
     FJORD_BROKER_INT(replica_lag_time_max_ms, int32_t, "replica.lag.time.max.ms");
+    FJORD_BROKER_INT(leader_imbalance_check_interval_seconds, int32_t, "leader.imbalance.check.interval.seconds");
 #undef FJORD_BROKER_INT
     if (c.election_timeout_ms < 20 || c.broker_heartbeat_interval_ms < 1 || c.replica_lag_time_max_ms < 1 ||
         c.broker_session_timeout_ms <= c.broker_heartbeat_interval_ms) {
@@ -501,6 +506,25 @@ result<broker_config, std::string> make_broker_config(const properties& props) {
         if (a.host.empty() || a.host == "0.0.0.0" || a.host == "::") a.host = "localhost";
     }
     if (has("fjord.http.listener")) c.http_listener = get("fjord.http.listener");
+    if (has("auto.leader.rebalance.enable")) {
+        auto b = parse_bool("auto.leader.rebalance.enable", get("auto.leader.rebalance.enable"));
+        if (!b) return fail(b.error());
+        c.auto_leader_rebalance_enable = *b;
+    }
+    if (c.leader_imbalance_check_interval_seconds < 1) {
+        return fail(std::string("leader.imbalance.check.interval.seconds must be at least 1"));
+    }
+    if (has("fjord.testing.raft.broken")) {
+        c.raft_broken = get("fjord.testing.raft.broken");
+        if (!raft::parse_broken(c.raft_broken)) {
+            return fail(fmt::format("fjord.testing.raft.broken: unknown variant '{}'", c.raft_broken));
+        }
+        if (c.raft_broken != "none") {
+            c.warnings.push_back(
+                fmt::format("fjord.testing.raft.broken={}: partition replication is DELIBERATELY UNSAFE (tests only)",
+                            c.raft_broken));
+        }
+    }
 
     // The metadata quorum: controller.quorum.voters (id@host:port,...) and the
     // listener(s) that carry node-to-node traffic. Without voters this node is

@@ -49,23 +49,28 @@ struct broker_config {
     int32_t broker_heartbeat_interval_ms = 2000;                       // broker.heartbeat.interval.ms
     int32_t broker_session_timeout_ms = 9000;                          // broker.session.timeout.ms
     int32_t replica_lag_time_max_ms = 30000;                           // replica.lag.time.max.ms
-    std::vector<listener> advertised_listeners;                        // advertised.listeners (default: listeners)
-    std::string log_dir = "./data";                                    // log.dirs (one directory)
-    unsigned smp = 0;                                                  // --smp / fjord.smp, 0: one per core
-    bool auto_create_topics_enable = true;                             // auto.create.topics.enable
-    int32_t num_partitions = 1;                                        // num.partitions
-    int16_t default_replication_factor = 1;                            // default.replication.factor
-    int32_t socket_request_max_bytes = 104857600;                      // socket.request.max.bytes
-    int64_t connections_max_idle_ms = 600000;                          // connections.max.idle.ms
-    int64_t queued_max_request_bytes = -1;                             // queued.max.request.bytes (-1: Fjord's bound)
-    int64_t log_retention_check_interval_ms = 300000;                  // log.retention.check.interval.ms
-    int64_t log_flush_offset_checkpoint_interval_ms = 60000;           // log.flush.offset.checkpoint.interval.ms
-    bool log_cleaner_enable = true;                                    // log.cleaner.enable
-    int64_t log_cleaner_backoff_ms = 15000;                            // log.cleaner.backoff.ms
-    int64_t log_cleaner_dedupe_buffer_size = 134217728;                // log.cleaner.dedupe.buffer.size (per node)
-    int32_t max_incremental_fetch_session_cache_slots = 1000;          // max.incremental.fetch.session.cache.slots
-    int64_t fetch_max_bytes = 57671680;                                // fetch.max.bytes
-    std::string http_listener;                                         // fjord.http.listener (host:port, "" off)
+    bool auto_leader_rebalance_enable = true;                          // auto.leader.rebalance.enable
+    int32_t leader_imbalance_check_interval_seconds = 300;             // leader.imbalance.check.interval.seconds
+    // fjord.testing.raft.broken: a deliberately broken Raft in every
+    // partition group (the fault suite's negative control; never in production).
+    std::string raft_broken = "none";
+    std::vector<listener> advertised_listeners;                // advertised.listeners (default: listeners)
+    std::string log_dir = "./data";                            // log.dirs (one directory)
+    unsigned smp = 0;                                          // --smp / fjord.smp, 0: one per core
+    bool auto_create_topics_enable = true;                     // auto.create.topics.enable
+    int32_t num_partitions = 1;                                // num.partitions
+    int16_t default_replication_factor = 1;                    // default.replication.factor
+    int32_t socket_request_max_bytes = 104857600;              // socket.request.max.bytes
+    int64_t connections_max_idle_ms = 600000;                  // connections.max.idle.ms
+    int64_t queued_max_request_bytes = -1;                     // queued.max.request.bytes (-1: Fjord's bound)
+    int64_t log_retention_check_interval_ms = 300000;          // log.retention.check.interval.ms
+    int64_t log_flush_offset_checkpoint_interval_ms = 60000;   // log.flush.offset.checkpoint.interval.ms
+    bool log_cleaner_enable = true;                            // log.cleaner.enable
+    int64_t log_cleaner_backoff_ms = 15000;                    // log.cleaner.backoff.ms
+    int64_t log_cleaner_dedupe_buffer_size = 134217728;        // log.cleaner.dedupe.buffer.size (per node)
+    int32_t max_incremental_fetch_session_cache_slots = 1000;  // max.incremental.fetch.session.cache.slots
+    int64_t fetch_max_bytes = 57671680;                        // fetch.max.bytes
+    std::string http_listener;                                 // fjord.http.listener (host:port, "" off)
     // Group coordinator.
     int32_t offsets_topic_num_partitions = 50;                        // offsets.topic.num.partitions
     int16_t offsets_topic_replication_factor = 3;                     // offsets.topic.replication.factor

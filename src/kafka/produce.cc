@@ -45,6 +45,9 @@ struct produce_item {
     int64_t append_time = -1;
     int64_t log_start = -1;
     std::shared_ptr<ack_state> ack;
+    // The partition in the request's image (null for an unknown one): its
+    // leader goes into a NOT_LEADER_OR_FOLLOWER answer (KIP-951).
+    const cluster::partition_info* info = nullptr;
 };
 
 int16_t storage_error_code(storage::errc e) {
@@ -289,11 +292,13 @@ net::awaitable<net::response> handle_produce(shard_ctx& sh, request_context& ctx
                 it.error = error::unknown_topic_or_partition;
             } else if (info->partitions[static_cast<size_t>(pd.index)].leader != sh.owner.config().node_id) {
                 it.error = error::not_leader_or_follower;
+                it.info = &info->partitions[static_cast<size_t>(pd.index)];
             } else if (info->name == offsets_topic) {
                 // Only the coordinator writes its internal topic (Kafka: "Cannot append to internal topic").
                 it.error = error::invalid_topic_exception;
             } else {
                 it.tp = storage::topic_partition{info->name, pd.index};
+                it.info = &info->partitions[static_cast<size_t>(pd.index)];
                 it.records = pd.records ? &*pd.records : nullptr;
                 it.shard = owner_shard(info->name, pd.index, n);
             }
@@ -342,9 +347,19 @@ net::awaitable<net::response> handle_produce(shard_ctx& sh, request_context& ctx
     }
 
     bool any_error = false;
+    std::vector<int32_t> leaders_named;
     for (auto& it : items) {
         auto& pr = resp.responses[it.topic].partition_responses[it.slot];
         pr.error_code = it.error;
+        if (it.error == error::not_leader_or_follower && v >= 10 && it.info && it.info->leader >= 0 &&
+            it.info->leader != sh.owner.config().node_id) {
+            // KIP-951: the leader the metadata names, so that the client
+            // need not ask Metadata before retrying.
+            pr.current_leader.leader_id = it.info->leader;
+            pr.current_leader.leader_epoch = it.info->leader_epoch;
+            if (std::find(leaders_named.begin(), leaders_named.end(), it.info->leader) == leaders_named.end())
+                leaders_named.push_back(it.info->leader);
+        }
         if (it.error != error::none) {
             any_error = true;
             produce_errors.inc();
@@ -364,6 +379,16 @@ net::awaitable<net::response> handle_produce(shard_ctx& sh, request_context& ctx
         pr.base_offset = it.base_offset;
         pr.log_append_time_ms = it.append_time;
         pr.log_start_offset = it.log_start;
+    }
+    for (int32_t node : leaders_named) {
+        auto ep = sh.owner.endpoint_of(*image, node, ctx.conn.listener);
+        if (!ep) continue;
+        const cluster::broker_info* b = image->find_broker(node);
+        resp.node_endpoints.push_back({.node_id = node,
+                                       .host = ep->first,
+                                       .port = ep->second,
+                                       .rack = b ? b->rack : std::nullopt,
+                                       .unknown_tagged_fields = {}});
     }
     if (acks == 0) {
         if (any_error) {

@@ -119,6 +119,7 @@ net::awaitable<void> broker::replication_loop(broker* self, unsigned shard) {
     auto& c = *self->ctx_[shard];
     ++c.background;
     int64_t next_report = 0;
+    int64_t next_rebalance = wall_ms() + int64_t{self->cfg_.leader_imbalance_check_interval_seconds} * 1000;
     while (!c.stopping) {
         t.expires_after(std::chrono::milliseconds(tick_ms));
         co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
@@ -129,6 +130,19 @@ net::awaitable<void> broker::replication_loop(broker* self, unsigned shard) {
         if (now >= next_report) {
             next_report = now + report_interval_ms;
             self->report_partition_leaders(shard);
+        }
+        // auto.leader.rebalance.enable: leaders hand their partitions back
+        // to the preferred (first) replica when it is in sync.
+        if (self->cfg_.auto_leader_rebalance_enable && now >= next_rebalance) {
+            next_rebalance = now + int64_t{self->cfg_.leader_imbalance_check_interval_seconds} * 1000;
+            for (auto& [tp, p] : c.partitions) {
+                replica::replica* r = p->replica();
+                if (!r || !r->writable()) continue;
+                const int32_t preferred = r->replicas().front();
+                const auto& isr = r->isr();
+                if (preferred != self->cfg_.node_id && std::find(isr.begin(), isr.end(), preferred) != isr.end())
+                    r->transfer_to(preferred);
+            }
         }
     }
     --c.background;
@@ -145,6 +159,17 @@ void broker::report_partition_leaders(unsigned shard) {
         if (!t || t->id != p->topic_id() || tp.partition >= static_cast<int32_t>(t->partitions.size())) continue;
         const auto& info = t->partitions[static_cast<size_t>(tp.partition)];
         if (r->term() < info.leader_epoch) continue;  // the metadata knows a later term: a newer leader reports
+        // A new partition's first leader is whichever replica's timer fired
+        // first: the preferred (first) replica takes over at once when it is
+        // in sync, as Kafka's controller would have made it leader (tried
+        // for two election timeouts; then this leader reports itself).
+        const int32_t preferred = info.replicas.empty() ? -1 : info.replicas.front();
+        if (cfg_.auto_leader_rebalance_enable && info.leader_epoch == 0 && preferred != cfg_.node_id &&
+            wall_ms() - r->leader_since_ms() < 2 * int64_t{cfg_.election_timeout_ms} &&
+            std::find(r->isr().begin(), r->isr().end(), preferred) != r->isr().end()) {
+            r->transfer_to(preferred);
+            continue;
+        }
         if (info.leader == cfg_.node_id && info.leader_epoch == r->term() && info.isr == r->isr()) continue;
         reports.push_back(cluster::partition_leader_record{t->id, tp.partition, cfg_.node_id, r->term(), r->isr()});
     }

@@ -39,6 +39,14 @@ const char* broken_name(broken b) {
     return "?";
 }
 
+std::optional<broken> parse_broken(std::string_view name) {
+    for (broken b : {broken::none, broken::vote_not_persisted, broken::commit_old_term, broken::no_suffix_truncation,
+                     broken::ack_before_majority, broken::lease_too_long}) {
+        if (name == broken_name(b)) return b;
+    }
+    return std::nullopt;
+}
+
 namespace {
 uint64_t splitmix(uint64_t& s) {
     uint64_t z = (s += 0x9e3779b97f4a7c15ULL);

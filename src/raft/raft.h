@@ -19,6 +19,7 @@
 #include <deque>
 #include <map>
 #include <optional>
+#include <string_view>
 #include <vector>
 
 #include "base/result.h"
@@ -52,6 +53,8 @@ enum class broken {
     lease_too_long,        // a lease four election timeouts long
 };
 const char* broken_name(broken b);
+// The variant named `name` (broken_name), or nullopt.
+std::optional<broken> parse_broken(std::string_view name);
 
 struct options {
     node_id self;

@@ -20,17 +20,6 @@ namespace {
 
 using fjord::raft::broken;
 
-bool parse_broken(const char* s, broken& out) {
-    for (broken b : {broken::none, broken::vote_not_persisted, broken::commit_old_term, broken::no_suffix_truncation,
-                     broken::ack_before_majority, broken::lease_too_long}) {
-        if (std::strcmp(s, fjord::raft::broken_name(b)) == 0) {
-            out = b;
-            return true;
-        }
-    }
-    return false;
-}
-
 int usage() {
     std::fprintf(stderr,
                  "usage: raft_sim [--seeds N] [--seed S] [--minutes M] [--duration-ms D] [--broken VARIANT "
@@ -59,7 +48,11 @@ int main(int argc, char** argv) {
         } else if (a == "--duration-ms" && (v = value())) {
             base.duration_ms = std::strtoll(v, nullptr, 10);
         } else if (a == "--broken" && (v = value())) {
-            if (!parse_broken(v, base.broken_variant)) return usage();
+            {
+                auto b = fjord::raft::parse_broken(v);
+                if (!b) return usage();
+                base.broken_variant = *b;
+            }
         } else if (a == "--expect-failure") {
             expect_failure = true;
         } else if (a == "--trace") {

@@ -102,6 +102,16 @@ bool replica::transfer_leadership_away() {
     return true;
 }
 
+bool replica::transfer_to(int32_t node) {
+    if (!is_leader() || node == owner_.opts_.self ||
+        std::find(replicas_.begin(), replicas_.end(), node) == replicas_.end())
+        return false;
+    if (!core_->transfer_leadership(raft::node_id(node)).ok()) return false;
+    owner_.mgr_.group(group_);
+    owner_.pump();
+    return true;
+}
+
 // ---- shard_replicas -----------------------------------------------------------
 
 shard_replicas::shard_replicas(replicas_options opts, storage::io_engine& engine, post_fn post, send_fn send)
@@ -152,6 +162,7 @@ result<replica*, std::string> shard_replicas::add(raft::group_id g, storage::log
     ro.election_ticks = opts_.election_ticks;
     ro.heartbeat_ticks = opts_.heartbeat_ticks;
     ro.max_uncommitted_bytes = size_t{32} << 20;
+    ro.broken_variant = opts_.broken_variant;
     ro.seed = mix(rng_ ^ static_cast<uint64_t>(g.get()));
     mgr_.add_group(ro, *r->rlog_, std::move(p));
     r->core_ = mgr_.group(g);
@@ -187,6 +198,14 @@ void shard_replicas::step(const raft::envelope& e) {
     if (!raft::plausible_envelope(e, raft::node_id(opts_.self))) {
         ++dropped_;
         return;
+    }
+    // Followers' answers, for the ISR.
+    if (const auto* m = std::get_if<raft::message>(&e.body)) {
+        if (replica* r = find(m->group)) r->heard_ms_[e.from.get()] = now_ms_;
+    } else {
+        for (const auto& a : std::get<raft::heartbeat_batch>(e.body).acks) {
+            if (replica* r = find(a.group)) r->heard_ms_[e.from.get()] = now_ms_;
+        }
     }
     mgr_.step(e);
     pump();
@@ -367,7 +386,7 @@ void shard_replicas::notice(replica& r) {
         if (!r.was_leader_ || term != r.last_term_) {
             // A new leader gives every follower a full lag window.
             r.caught_up_ms_.clear();
-            for (int32_t n : r.replicas_) r.caught_up_ms_[n] = now_ms_;
+            for (int32_t n : r.replicas_) r.caught_up_ms_[n] = r.heard_ms_[n] = now_ms_;
         }
         const raft::offset last = r.core_->get_log().next() - 1;
         for (int32_t n : r.replicas_) {
@@ -376,7 +395,8 @@ void shard_replicas::notice(replica& r) {
                 continue;
             }
             auto m = r.core_->follower_match(raft::node_id(n));
-            if (m && *m >= last) r.caught_up_ms_[n] = now_ms_;
+            const int64_t heard = r.heard_ms_[n];
+            if (m && *m >= last) r.caught_up_ms_[n] = heard;
             if (now_ms_ - r.caught_up_ms_[n] <= opts_.replica_lag_time_max_ms) isr.push_back(n);
         }
         std::sort(isr.begin(), isr.end());
@@ -384,6 +404,7 @@ void shard_replicas::notice(replica& r) {
     const int64_t hw = r.high_watermark();
     if (leader == r.was_leader_ && term == r.last_term_ && hw == r.last_hw_ && isr == r.isr_) return;
     if (leader != r.was_leader_ || term != r.last_term_) advance(r);
+    if (leader && (!r.was_leader_ || term != r.last_term_)) r.leader_since_ms_ = now_ms_;
     r.was_leader_ = leader;
     r.last_term_ = term;
     r.last_hw_ = hw;

@@ -18,8 +18,8 @@
 // once the batch is committed (acks=all) or durable here (acks=1), or
 // -ECANCELED when this replica stops leading first.
 //
-// In-sync replicas: the leader, and every follower whose log reached the
-// leader's log end within replica.lag.time.max.ms.
+// In-sync replicas: the leader, and every follower that answered and whose
+// log reached the leader's log end within replica.lag.time.max.ms.
 //
 // Threading: everything on the owning shard; io completions come back
 // through `post`, and callbacks run from posted functions, never inline from
@@ -56,6 +56,9 @@ struct replicas_options {
     int heartbeat_ticks = 10;
     int64_t replica_lag_time_max_ms = 30000;  // replica.lag.time.max.ms
     uint64_t seed = 0;                        // election jitter; 0: random
+    // Tests only (negative controls of the fault suite): a deliberately
+    // broken Raft in every partition group.
+    raft::broken broken_variant = raft::broken::none;
 };
 
 class shard_replicas;
@@ -92,6 +95,11 @@ public:
     // Hands leadership to the in-sync follower furthest along (controlled
     // shutdown); false when there is none.
     bool transfer_leadership_away();
+    // Hands leadership to replica `node` (the preferred leader); false when
+    // this replica does not lead or `node` is no other replica.
+    bool transfer_to(int32_t node);
+    // When this replica last became leader (the tick time), -1 if it does not lead.
+    int64_t leader_since_ms() const { return was_leader_ ? leader_since_ms_ : -1; }
 
 private:
     friend class shard_replicas;
@@ -116,10 +124,12 @@ private:
     std::deque<waiter> commit_waiters_;        // acks=all, `last` ascending
     std::deque<waiter> flush_waiters_;         // acks=1, `last` ascending
     std::map<int32_t, int64_t> caught_up_ms_;  // follower -> when its log last reached ours
+    std::map<int32_t, int64_t> heard_ms_;      // follower -> when it last answered
     std::vector<int32_t> isr_;
     std::function<void()> listener_;
     // What the listener last saw.
     bool was_leader_ = false;
+    int64_t leader_since_ms_ = -1;
     int32_t last_term_ = -1;
     int64_t last_hw_ = -1;
     bool failed_ = false;

@@ -222,7 +222,10 @@ TEST_F(replicas_test, acks_all_waits_for_a_majority_and_a_killed_leader_loses_no
     crash(f1);
     std::vector<int32_t> two{l, f2};
     std::sort(two.begin(), two.end());
-    EXPECT_TRUE(run_until([&] { return nodes_[l].rep->isr() == two; }));
+    EXPECT_TRUE(run_until([&] { return nodes_[l].rep->isr() == two; }))
+        << "leader " << l << " leads: " << nodes_[l].rep->is_leader() << ", term " << nodes_[l].rep->term()
+        << ", isr size " << nodes_[l].rep->isr().size() << ", node " << f2 << " term " << nodes_[f2].rep->term()
+        << " leader " << nodes_[f2].rep->leader().value_or(-1);
     auto with_two = std::make_shared<std::optional<int>>();
     produce(l, 2, true, with_two, &kept);
     ASSERT_TRUE(run_until([&] { return with_two->has_value(); }));
