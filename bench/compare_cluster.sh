@@ -431,9 +431,15 @@ failover_run() {  # failover_run SYSTEM TIER RUN
         [[ $system != fjord ]] || die "stopping: see the failover result above and the nodes' logs"
     fi
     check_nodes "$system"
-    note "$system/$tier: F run $run: restart node $victim, wait for a full ISR"
+    note "$system/$tier: F run $run: restart node $victim, wait until it serves and every ISR is full"
     t0=$(date +%s%N)
     "start_${system}_node" "$victim"
+    # A full ISR alone does not prove the node is back: Fjord keeps a silent
+    # follower in the ISR for replica.lag.time.max.ms (30 s), longer than a
+    # run. So first every node, the restarted one included, must answer
+    # Metadata listing every broker; then the ISRs; then 2 s to catch up.
+    tool brokers --bootstrap "$bootstrap" --count "$nodes" --timeout-s 180 >/dev/null \
+        || die "$system: node $victim did not serve Metadata with $nodes brokers within 180 s after its restart"
     for t in failover produce e2e; do
         local parts=$partitions
         [[ $t == failover ]] && parts=$nodes
@@ -441,6 +447,7 @@ failover_run() {  # failover_run SYSTEM TIER RUN
             || die "$system: node $victim did not rejoin the ISR of $t within 180 s after its restart"
     done
     record "{}" system="$system" tier="$tier" workload=F_rejoin run="$run" node="$victim" rejoin_ms="$(ms_since "$t0")"
+    sleep 2
 }
 
 # ---------------------------------------------------------------------------

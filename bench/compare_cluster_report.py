@@ -60,6 +60,13 @@ def cpu_per_gb(system, tier):
     return cpu / (b / 1e9) if cpu is not None and b else None
 
 
+def saturated(system, tier):
+    """E's broker acknowledged under 95 % of the asked rate, or kept a standing queue."""
+    ack, asked, p50 = val(system, tier, "E", "ack_rate"), val(system, tier, "E", "rate"), val(system, tier, "E",
+                                                                                              "e2e_p50_ms")
+    return ack is not None and bool(asked) and (ack < 0.95 * asked or (p50 or 0) > 100)
+
+
 def failovers(system, tier):
     return sorted((r for r in rows if r.get("system") == system and r.get("tier") == tier
                    and r.get("workload") == "F"), key=lambda r: r.get("run", 0))
@@ -106,8 +113,9 @@ for t in TIERS:
     L.append(f"| broker CPU s per GB produced (sum of {n} nodes) | {t} | {fmt(cpu_per_gb('fjord', t))} | "
              f"{fmt(cpu_per_gb('kafka', t))} | {ratio(cpu_per_gb('fjord', t), cpu_per_gb('kafka', t))} |")
     for k, name in (("e2e_p50_ms", "end-to-end p50 ms"), ("e2e_p99_ms", "end-to-end p99 ms")):
-        L.append(f"| {name} at {machine.get('e2e_rate')} records/s | {t} | {fmt(val('fjord', t, 'E', k))} | "
-                 f"{fmt(val('kafka', t, 'E', k))} | {ratio(val('fjord', t, 'E', k), val('kafka', t, 'E', k))} |")
+        cell = {s: fmt(val(s, t, "E", k)) + (" (did not keep up)" if saturated(s, t) else "") for s in SYSTEMS}
+        L.append(f"| {name} at {machine.get('e2e_rate')} records/s | {t} | {cell['fjord']} | "
+                 f"{cell['kafka']} | {ratio(val('fjord', t, 'E', k), val('kafka', t, 'E', k))} |")
     L.append(f"| failover ms (kill -9 of a leader → next ack), median of {machine.get('failover_runs')} | {t} | "
              f"{fmt(failover_median('fjord', t))} | {fmt(failover_median('kafka', t))} | "
              f"{ratio(failover_median('fjord', t), failover_median('kafka', t))} |")
@@ -191,7 +199,7 @@ for t in TIERS:
     L.append("")
     for s in SYSTEMS:
         ack, asked, p50 = val(s, t, "E", "ack_rate"), val(s, t, "E", "rate"), val(s, t, "E", "e2e_p50_ms")
-        if ack is not None and asked and (ack < 0.95 * asked or (p50 or 0) > 100):
+        if saturated(s, t):
             L.append(f"**{s} did not keep up with E's rate:** it acknowledged {fmt(ack)} records/s of the "
                      f"{fmt(asked)} asked (or kept a standing queue: median end-to-end {fmt(p50)} ms). Its latencies "
                      "then grow with the length of the run, and the ratio says only that it could not keep up.")
@@ -209,7 +217,8 @@ for t in TIERS:
     L.append("")
     L.append("Times in ms from the SIGKILL. *acks stopped*: the last acknowledgement before the longest silence; "
              "*next ack*: the first one after it (the failover time). *gone*: when the killed process had exited. "
-             "*rejoin*: restart of the killed node to a full ISR on every topic again, before the next run.")
+             "*rejoin*: restart of the killed node until every node (it too) answers Metadata with every broker and "
+             "every topic's ISR is full again; the next run starts 2 s later.")
     L.append("")
     L.append("| system | run | partition | killed node | it was the controller | gone | acks stopped | next ack "
              "| acked | delivery errors | acked but missing on read-back | rejoin ms |")
