@@ -47,10 +47,15 @@ bench: build
 
 # Fjord vs Apache Kafka 4.4 on this machine (bench/README.md): MODE=quick
 # (default, under 10 minutes) or MODE=full; report under bench/results/<date>/.
+# CLUSTER=N compares N-node clusters instead (bench/compare_cluster.sh, MODE=quick
+# or tiny); BENCH_ARGS passes more options, e.g. BENCH_ARGS="--bytes 1GiB".
 MODE ?= quick
+CLUSTER ?=
+BENCH_ARGS ?=
 bench-compare: deps
 	@tools/build.sh release fjord fjord_loadgen fjord_ceiling
-	@MODE=$(MODE) bench/compare.sh
+	@if [ -n "$(CLUSTER)" ]; then MODE=$(MODE) bench/compare_cluster.sh --nodes $(CLUSTER) $(BENCH_ARGS); \
+	else MODE=$(MODE) bench/compare.sh $(BENCH_ARGS); fi
 
 # Raft simulator: SEEDS seeds from SEED; MINUTES=M runs seeds for M minutes.
 SEEDS ?= 2000
