@@ -282,11 +282,12 @@ TEST_F(controller_test, replicas_are_distinct_and_leaders_spread) {
     }
     // A replicated partition's elected leader is recorded when its term is
     // not below the partition's, and not when it is.
-    const topic_info* t = c_->image()->find_topic("rf3");
-    const auto& p0 = t->partitions[0];
+    // Copies: each new image frees the topics it replaced.
+    const protocol::uuid id = c_->image()->find_topic("rf3")->id;
+    const partition_info p0 = c_->image()->find_topic("rf3")->partitions[0];
     const int32_t other = p0.replicas[1];
     std::optional<result<size_t, errc>> wrote;
-    c_->report_leaders({partition_leader_record{t->id, 0, other, 5, {other, p0.replicas[0]}}},
+    c_->report_leaders({partition_leader_record{id, 0, other, 5, {other, p0.replicas[0]}}},
                        [&wrote](result<size_t, errc> r) { wrote = r; });
     loop_.run([&wrote] { return wrote.has_value(); });
     ASSERT_TRUE(wrote->ok());
@@ -295,8 +296,8 @@ TEST_F(controller_test, replicas_are_distinct_and_leaders_spread) {
     EXPECT_EQ(now.leader, other);
     EXPECT_EQ(now.leader_epoch, 5);
     wrote.reset();
-    c_->report_leaders({partition_leader_record{t->id, 0, p0.replicas[0], 4, {p0.replicas[0]}},
-                        partition_leader_record{t->id, 0, 99, 9, {99}}},
+    c_->report_leaders({partition_leader_record{id, 0, p0.replicas[0], 4, {p0.replicas[0]}},
+                        partition_leader_record{id, 0, 99, 9, {99}}},
                        [&wrote](result<size_t, errc> r) { wrote = r; });
     loop_.run([&wrote] { return wrote.has_value(); });
     ASSERT_TRUE(wrote->ok());
