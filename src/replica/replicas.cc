@@ -253,6 +253,7 @@ void shard_replicas::handle(raft::group_manager::output out) {
         replica* r = find(g);
         if (!r || r->failed_) continue;
         if (rd.flush_through) flush(*r, *rd.flush_through);
+        if (r->failed_) continue;  // the flush failed at once
         if (rd.commit && rd.commit->get() > r->commit_) r->commit_ = rd.commit->get();
         advance(*r);
         notice(*r);
@@ -378,6 +379,7 @@ void shard_replicas::fail_replica(replica& r, std::string why) {
 }
 
 void shard_replicas::notice(replica& r) {
+    if (r.failed_) return;
     const bool leader = r.core_->is_leader();
     const int32_t term = r.core_->term().get();
     // In-sync replicas: the leader's view of its followers.

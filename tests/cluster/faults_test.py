@@ -175,11 +175,19 @@ def final_log(bootstrap, topic):
     c.assign([TopicPartition(topic, p, 0) for p in range(PARTITIONS)])
     got = {p: [] for p in range(PARTITIONS)}
     deadline = time.monotonic() + 90
-    while any((got[p][-1][0] + 1 if got[p] else 0) < ends[p] for p in got) and time.monotonic() < deadline:
-        m = c.poll(0.5)
+
+    def done():
+        # The consumer's position, not the last record: a log may end with a
+        # control batch (a new leader's LEADER_CHANGE), which it skips.
+        pos = c.position([TopicPartition(topic, p) for p in range(PARTITIONS)])
+        return all(tp.offset >= ends[tp.partition] for tp in pos)
+
+    while not done() and time.monotonic() < deadline:
+        m = c.poll(0.2)
         if m is None or m.error():
             continue
         got[m.partition()].append((m.offset(), m.value().decode()))
+    check(done(), f"the final read did not reach the log ends {ends}")
     c.close()
     return got, ends
 

@@ -15,8 +15,12 @@ from confluent_kafka.admin import AdminClient
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
 
+_T0 = time.monotonic()
+
+
 def log(*a):
-    print(*a, flush=True)
+    """A line with the seconds since the test started."""
+    print(f"[{time.monotonic() - _T0:6.1f}s]", *a, flush=True)
 
 
 def free_ports(count):
