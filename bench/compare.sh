@@ -150,22 +150,7 @@ status_kb() { awk -v f="$2:" '$1 == f {print $2}' "/proc/$1/status"; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 ms_since() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
 
-# record JSON key=value...: the JSON object (a loadgen line, or {}) plus the
-# extras, one line in results.jsonl.
-record() {
-    local json=$1; shift
-    python3 - "$json" "$@" >>"$results" <<'EOF'
-import json, sys
-d = json.loads(sys.argv[1] or "{}")
-for kv in sys.argv[2:]:
-    k, v = kv.split("=", 1)
-    try: d[k] = int(v)
-    except ValueError:
-        try: d[k] = float(v)
-        except ValueError: d[k] = v
-print(json.dumps(d))
-EOF
-}
+source "$root/bench/record.sh"
 
 lg() { taskset -c "$loadgen_cpu" "$loadgen" "$@"; }
 

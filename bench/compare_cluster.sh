@@ -228,22 +228,7 @@ print(" ".join(map(str, out)))
 EOF
 }
 
-# record JSON key=value...: the JSON object (a tool's line, or {}) plus the
-# extras, one line in results.jsonl.
-record() {
-    local json=$1; shift
-    python3 - "$json" "$@" >>"$results" <<'EOF'
-import json, sys
-d = json.loads(sys.argv[1] or "{}")
-for kv in sys.argv[2:]:
-    k, v = kv.split("=", 1)
-    try: d[k] = int(v)
-    except ValueError:
-        try: d[k] = float(v)
-        except ValueError: d[k] = v
-print(json.dumps(d))
-EOF
-}
+source "$root/bench/record.sh"
 
 # check_nodes SYSTEM: every node that should run does; a node that stopped by
 # itself ends the run (its log is kept by cleanup).

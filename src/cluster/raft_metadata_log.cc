@@ -1,19 +1,13 @@
 #include "cluster/raft_metadata_log.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
-#include <array>
 #include <chrono>
 #include <cstring>
 #include <random>
 
-#include "base/endian.h"
 #include "base/logger.h"
-#include "protocol/crc32c.h"
 #include "protocol/record_batch.h"
 #include "replica/hard_state_file.h"
 

@@ -214,6 +214,8 @@ private:
     static net::awaitable<void> replication_loop(broker* self, unsigned shard);
     void report_partition_leaders(unsigned shard);
     static net::awaitable<void> report_leaders(broker* self, std::vector<cluster::partition_leader_record> reports);
+    static net::awaitable<result<size_t, cluster::errc>> write_reports(
+        broker* self, std::vector<cluster::partition_leader_record> reports);
     static net::awaitable<std::vector<uint8_t>> serve_partition_leaders(broker* self, int32_t from, shared_bytes body);
     static net::awaitable<result<int64_t, cluster::errc>> allocate_producer_ids_here(broker* self, int32_t node);
     static net::awaitable<result<int64_t, cluster::errc>> allocate_producer_ids(broker* self);

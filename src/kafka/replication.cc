@@ -187,16 +187,24 @@ void broker::report_partition_leaders(unsigned shard) {
         asio::detached);
 }
 
+// Shard 0, the active controller: writes the reports; how many changed the metadata.
+net::awaitable<result<size_t, cluster::errc>> broker::write_reports(
+    broker* self, std::vector<cluster::partition_leader_record> reports) {
+    auto w = std::make_shared<waiter<result<size_t, cluster::errc>>>(co_await asio::this_coro::executor);
+    self->controller_->report_leaders(std::move(reports), [w](result<size_t, cluster::errc> r) {
+        w->value = r;
+        w->ev.notify();
+    });
+    while (!w->value) co_await w->ev.wait();
+    co_return *w->value;
+}
+
 // Shard 0: the reports to the active controller, here or elsewhere.
 net::awaitable<void> broker::report_leaders(broker* self, std::vector<cluster::partition_leader_record> reports) {
     if (self->ctx_[0]->stopping) co_return;
     if (self->active_controller()) {
-        auto w = std::make_shared<waiter<result<size_t, cluster::errc>>>(co_await asio::this_coro::executor);
-        self->controller_->report_leaders(std::move(reports), [w](result<size_t, cluster::errc> r) {
-            w->value = r;
-            w->ev.notify();
-        });
-        while (!w->value) co_await w->ev.wait();
+        auto written = write_reports(self, std::move(reports));
+        co_await std::move(written);
         co_return;
     }
     const int32_t leader = self->quorum_leader();
@@ -230,17 +238,13 @@ net::awaitable<std::vector<uint8_t>> broker::serve_partition_leaders(broker* sel
         reports.push_back(
             cluster::partition_leader_record{p.topic_id, p.partition_index, from, p.leader_epoch, std::move(p.isr)});
     }
-    auto w = std::make_shared<waiter<result<size_t, cluster::errc>>>(co_await asio::this_coro::executor);
-    self->controller_->report_leaders(std::move(reports), [w](result<size_t, cluster::errc> r) {
-        w->value = r;
-        w->ev.notify();
-    });
-    while (!w->value) co_await w->ev.wait();
-    if (!*w->value) {
+    auto written = write_reports(self, std::move(reports));
+    const result<size_t, cluster::errc> r = co_await std::move(written);
+    if (!r) {
         resp.error_code =
-            w->value->error() == cluster::errc::not_controller ? error::not_controller : error::unknown_server_error;
+            r.error() == cluster::errc::not_controller ? error::not_controller : error::unknown_server_error;
     } else {
-        resp.written = static_cast<int32_t>(**w->value);
+        resp.written = static_cast<int32_t>(*r);
     }
     co_return encode_body(resp, 0);
 }
