@@ -210,7 +210,7 @@ void raft_metadata_log::tick() {
 void raft_metadata_log::step(const raft::envelope& e) {
     if (offline_ || closed_ || abandoned_) return;
     const auto* m = std::get_if<raft::message>(&e.body);
-    if (!raft::plausible_envelope(e, raft::node_id(opts_.node_id)) || (m && m->group != metadata_group)) {
+    if (!raft::plausible_envelope(e, raft::node_id(opts_.node_id), false) || (m && m->group != metadata_group)) {
         ++dropped_;
         return;
     }

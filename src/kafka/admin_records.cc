@@ -38,8 +38,9 @@ net::awaitable<void> delete_records_on_shard(shard_ctx* sh, std::vector<delete_i
     std::vector<delete_item*> moved;
     for (auto* it : items) {
         partition* p = sh->find(it->tp);
-        if (!p) {
-            it->error = error::unknown_topic_or_partition;
+        if (!p || !p->leads()) {
+            // The topic exists (the handler checked): another node leads it.
+            it->error = error::not_leader_or_follower;
             continue;
         }
         if (p->offline()) {
@@ -57,6 +58,12 @@ net::awaitable<void> delete_records_on_shard(shard_ctx* sh, std::vector<delete_i
             continue;
         }
         if (target > p->log_start_offset()) {
+            // A replicated partition moves it through its Raft group (the
+            // snapshot followers that are behind then install).
+            if (auto* rep = p->replica(); rep && !rep->advance_log_start(target)) {
+                it->error = error::kafka_storage_error;
+                continue;
+            }
             if (auto r = p->log().advance_start_offset(target); !r) {
                 it->error = error::kafka_storage_error;
                 continue;

@@ -684,7 +684,26 @@ net::awaitable<void> broker::checkpoint_shard(broker* self, unsigned shard) {
         *ok = storage::log_manager::write_checkpoint(storage::posix_file_system(), dir, *files).ok();
     });
     co_await std::move(work);
-    if (!*ok) log_warn("log.dirs {}: writing the offset checkpoints failed; will retry", dir);
+    if (!*ok) {
+        log_warn("log.dirs {}: writing the offset checkpoints failed; will retry", dir);
+        co_return;
+    }
+    // Log starts moved in memory (replicated partitions: retention, snapshots)
+    // are durable now: the segments below them go, off the shard.
+    auto paths = std::make_shared<std::vector<std::string>>();
+    for (auto& [tp, p] : c.partitions) {
+        if (!p->replica() || p->offline()) continue;
+        auto detached = p->log().detach_segments_below_start();
+        paths->insert(paths->end(), detached.begin(), detached.end());
+    }
+    if (paths->empty()) co_return;
+    auto remove = net::run_blocking(*self->pool_, [paths] {
+        for (const auto& path : *paths) {
+            std::error_code ec;
+            std::filesystem::remove(path, ec);
+        }
+    });
+    co_await std::move(remove);
 }
 
 net::awaitable<void> broker::housekeeping(broker* self, unsigned shard) {
@@ -707,6 +726,17 @@ net::awaitable<void> broker::housekeeping(broker* self, unsigned shard) {
             next_retention = now + cfg.log_retention_check_interval_ms;
             for (auto& [tp, p] : c.partitions) {
                 if (!p->config().log.delete_ || p->offline()) continue;
+                if (auto* rep = p->replica()) {
+                    // Through the Raft group, no further than the high
+                    // watermark (as Kafka); the next checkpoint removes the segments.
+                    auto start = p->log().retention_start(now, rep->high_watermark());
+                    if (start && *start > p->log_start_offset() && rep->advance_log_start(*start)) {
+                        log_info("partition {}-{}: retention moved the log start offset to {}", tp.topic,
+                                 tp.partition, *start);
+                        next_checkpoint = now;
+                    }
+                    continue;
+                }
                 auto r = p->log().apply_retention(now);
                 if (r && *r > 0) {
                     retention_deleted.inc(static_cast<uint64_t>(*r));

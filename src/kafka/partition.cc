@@ -21,6 +21,7 @@ partition::~partition() {
 }
 
 void partition::set_config(topic_config cfg) {
+    log_.set_config(cfg.log);
     cfg_ = std::move(cfg);
 }
 

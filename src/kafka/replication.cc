@@ -252,8 +252,17 @@ net::awaitable<std::vector<uint8_t>> broker::serve_partition_leaders(broker* sel
 void broker::move_leaderships_away(int64_t max_ms) {
     if (!transport_) return;
     const unsigned n = shards_->count();
+    // No replica here takes a leadership from now on: nodes that stop at
+    // the same time would otherwise hand their partitions to each other.
+    for (unsigned i = 0; i < n; ++i) {
+        run_on(shards_->context(i), [&, i] {
+            if (ctx_[i]->replicas) ctx_[i]->replicas->set_passive();
+            return 0;
+        });
+    }
     // Each round asks every leader here to hand over (a transfer whose target
-    // was not caught up is simply asked again) and counts who still leads.
+    // was not caught up, or refused, is asked again, of another follower when
+    // there is one) and counts who still leads.
     const auto round = [&] {
         size_t leading = 0;
         for (unsigned i = 0; i < n; ++i) {

@@ -365,7 +365,7 @@ void raft::tick() {
     ++leader_ticks_;
     lease_guard_ticks_ = std::min(lease_guard_ticks_ + 1, opts_.election_ticks);
     if (++election_elapsed_ >= election_timeout_) {
-        if (self_is_voter()) {
+        if (self_is_voter() && !passive_) {
             become_pre_candidate();
         } else {
             reset_timeouts();
@@ -530,8 +530,9 @@ void raft::on_append(const message& m, const append_request& r) {
 
     size_t i = 0;
     offset prev = r.prev_offset;
-    if (prev < log_.start() - 1) {
-        // The prefix is in our snapshot: committed, so it matches.
+    if (prev < log_.start()) {
+        // The prefix is in our snapshot: committed, so it matches (the term
+        // a log keeps for the offset below its start may be an estimate).
         while (i < r.entries.size() && r.entries[i].last() < log_.start()) ++i;
         if (i < r.entries.size()) {
             FJORD_ASSERT(r.entries[i].base == log_.start(), "batch [{}, {}] straddles our log start {}",
@@ -633,7 +634,7 @@ void raft::on_snapshot(const message& m, const snapshot_request& r) {
 }
 
 void raft::on_timeout_now(const message& m, const timeout_now& r) {
-    if (role_ == role::leader || !self_is_voter()) return;
+    if (role_ == role::leader || !self_is_voter() || passive_) return;
     become_candidate(true);
 }
 
@@ -878,7 +879,11 @@ result<offset, errc> raft::change_configuration(const configuration& next) {
 
 void raft::compact(offset last, shared_bytes data) {
     FJORD_ASSERT(last <= commit_, "snapshot through {} beyond commit {}", last.get(), commit_.get());
-    if (last <= snapshot_.last) return;
+    if (last < snapshot_.last) return;
+    if (last == snapshot_.last) {
+        snapshot_data_ = std::move(data);  // the state machine moved on within the same prefix
+        return;
+    }
     FJORD_ASSERT(last >= log_.start(), "snapshot through {} below log start {}", last.get(), log_.start().get());
     FJORD_ASSERT(last + 1 == log_.next() || log_.batch_base(last + 1) == last + 1, "snapshot through {} splits a batch",
                  last.get());

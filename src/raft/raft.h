@@ -133,8 +133,15 @@ public:
     result<void, errc> transfer_leadership(node_id target);
     // Adds or removes exactly one voter.
     result<offset, errc> change_configuration(const configuration& next);
+    // A passive voter votes and follows but never stands for election, not
+    // even when a leader hands over to it (a node in controlled shutdown:
+    // leaderships move to the nodes that stay). Liveness only: a quorum of
+    // passive voters elects no one.
+    void set_passive(bool passive) { passive_ = passive; }
+    bool passive() const { return passive_; }
     // The state machine has a durable snapshot through `last` (<= applied <=
-    // commit): the log prefix up to it may go.
+    // commit): the log prefix up to it may go. At the same `last` again, only
+    // the data sent to followers that are behind is replaced.
     void compact(offset last, shared_bytes data);
 
     ready take_ready();
@@ -285,6 +292,7 @@ private:
     // after a restart); with lease_reads it votes only past election_ticks.
     int lease_guard_ticks_ = 0;
 
+    bool passive_ = false;
     ready ready_;
     hard_state persisted_hs_;
     uint64_t truncations_ = 0;

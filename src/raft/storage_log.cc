@@ -1,20 +1,55 @@
 #include "raft/storage_log.h"
 
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+
 #include "base/assert.h"
 #include "protocol/gen/leader_change_message.h"
 #include "protocol/record_batch.h"
+#include "storage/errc.h"
 
 namespace fjord::raft {
 
 namespace proto = fjord::protocol;
 
-storage_log::storage_log(storage::log& lg, term_id prev_term) : log_(lg), prev_term_(prev_term) {}
+storage_log::storage_log(storage::log& lg, term_id prev_term)
+    : log_(lg), start_(first_batch_base()), prev_term_(prev_term) {}
+
+storage_log::storage_log(storage::log& lg) : log_(lg), start_(first_batch_base()), prev_term_(no_term) {
+    if (start_ == offset(0)) return;
+    const auto& epochs = log_.epochs();
+    int32_t e = epochs.epoch_at(start_.get() - 1);
+    if (e == storage::undefined_epoch) {
+        // An empty log's history ends with the epoch of its last batch;
+        // otherwise it starts at the log start.
+        e = start_ == next() ? epochs.latest_epoch() : epochs.epoch_at(log_.start_offset());
+    }
+    prev_term_ = term_id(std::max(e, 0));
+}
+
+offset storage_log::first_batch_base() const {
+    const int64_t lso = log_.start_offset();
+    if (lso >= log_.end_offset()) return offset(lso);
+    auto r = log_.read(lso, 1, INT64_MAX);
+    if (!r.ok() || r->chunks.empty()) {
+        fail(fmt::format("reading the batch at the log start offset {} failed", lso));
+        return offset(lso);
+    }
+    auto b = proto::record_batch::parse(r->chunks.front());
+    if (!b.ok()) {
+        fail(fmt::format("the batch at the log start offset {} is unreadable", lso));
+        return offset(lso);
+    }
+    return offset(b->base_offset());
+}
 
 term_id storage_log::term_at(offset o) const {
     FJORD_ASSERT(o >= start() - 1 && o < next(), "term_at({}) outside [{}, {})", o.get(), start().get() - 1,
                  next().get());
     if (o == start() - 1) return prev_term_;
-    int32_t epoch = log_.epochs().epoch_at(o.get());
+    int32_t epoch = log_.epochs().epoch_at(storage_offset(o));
     FJORD_ASSERT(epoch != storage::undefined_epoch, "no epoch for offset {} in [{}, {})", o.get(), start().get(),
                  next().get());
     return term_id(epoch);
@@ -34,10 +69,17 @@ offset storage_log::last_offset_for_term(term_id t) const {
 
 offset storage_log::batch_base(offset o) const {
     FJORD_ASSERT(o >= start() && o < next(), "batch_base({}) outside [{}, {})", o.get(), start().get(), next().get());
-    auto r = log_.read(o.get(), 1, INT64_MAX);
-    FJORD_ASSERT(r.ok() && !r->chunks.empty(), "no batch holds offset {}", o.get());
+    auto r = log_.read(storage_offset(o), 1, INT64_MAX);
+    if (!r.ok() || r->chunks.empty()) {
+        fail(fmt::format("reading the batch at offset {} failed: {}", o.get(),
+                         r.ok() ? "no batch" : storage::describe(r.error())));
+        return o;
+    }
     auto b = proto::record_batch::parse(r->chunks.front());
-    FJORD_ASSERT(b.ok(), "unparsable batch at offset {}", o.get());
+    if (!b.ok()) {
+        fail(fmt::format("the batch at offset {} is unreadable", o.get()));
+        return o;
+    }
     return offset(b->base_offset());
 }
 
@@ -121,6 +163,10 @@ void storage_log::append(entry e) {
     }
     storage::append_options o;
     o.assign_offsets = false;  // Raft chose the offsets and the term
+    // The wall clock, for segment.ms (the core itself has no clock).
+    o.now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                   std::chrono::system_clock::now().time_since_epoch())
+                   .count();
     // A data batch that already carries its offset and term (a follower's,
     // as the leader sent it) is appended as it is: with assign_offsets off
     // the storage log does not write into the bytes.
@@ -129,43 +175,57 @@ void storage_log::append(entry e) {
         if (b && b->base_offset() == e.base.get() && b->partition_leader_epoch() == e.term.get() &&
             b->last_offset_delta() + 1 == e.records) {
             auto r = log_.append(std::span<uint8_t>(const_cast<uint8_t*>(e.payload.data()), e.payload.size()), o);
-            FJORD_ASSERT(r.ok(), "storage append at {} failed: {}", e.base.get(), static_cast<int>(r.error()));
+            if (!r.ok()) fail(fmt::format("append at {} failed: {}", e.base.get(), storage::describe(r.error())));
             return;
         }
     }
     auto bytes = to_batch(e);
     auto r = log_.append(bytes, o);
     // An append that fails (disk full, I/O error) must not be acknowledged:
-    // the node stops this replica, as it does on a failed flush.
-    FJORD_ASSERT(r.ok(), "storage append at {} failed: {}", e.base.get(), static_cast<int>(r.error()));
+    // the driver stops this replica, as it does on a failed flush.
+    if (!r.ok()) fail(fmt::format("append at {} failed: {}", e.base.get(), storage::describe(r.error())));
 }
 
 void storage_log::read(offset from, size_t max_bytes, std::vector<entry>& out) const {
     if (from >= next()) return;
-    auto r = log_.read(from.get(), max_bytes, INT64_MAX);
-    FJORD_ASSERT(r.ok(), "storage read at {} failed", from.get());
+    auto r = log_.read(storage_offset(from), max_bytes, INT64_MAX);
+    if (!r.ok()) {
+        fail(fmt::format("read at {} failed: {}", from.get(), storage::describe(r.error())));
+        return;
+    }
     for (const auto& chunk : r->chunks) {
         proto::batch_splitter split(chunk);
         while (auto b = split.next()) {
             auto e = from_batch(b->bytes());
-            FJORD_ASSERT(e.has_value(), "undecodable batch at {}", b->base_offset());
+            if (!e) {
+                fail(fmt::format("the batch at {} is undecodable", b->base_offset()));
+                return;
+            }
             out.push_back(std::move(*e));
         }
     }
 }
 
 void storage_log::truncate_suffix(offset from) {
-    auto r = log_.truncate_suffix(from.get());
-    FJORD_ASSERT(r.ok(), "storage truncate_suffix({}) failed", from.get());
+    // From the first batch on, the storage log restarts empty at its start.
+    auto r = log_.truncate_suffix(storage_offset(from));
+    if (!r.ok()) fail(fmt::format("truncating from {} failed: {}", from.get(), storage::describe(r.error())));
+    if (from <= start_) start_ = offset(log_.start_offset());
 }
 
 void storage_log::truncate_prefix(offset new_start, term_id prev_term) {
-    auto r = log_.truncate_prefix(new_start.get());
-    FJORD_ASSERT(r.ok(), "storage truncate_prefix({}) failed", new_start.get());
+    if (new_start.get() > log_.end_offset()) {
+        auto r = log_.truncate_prefix(new_start.get());
+        if (!r.ok()) fail(fmt::format("restarting at {} failed: {}", new_start.get(), storage::describe(r.error())));
+    } else if (new_start.get() > log_.start_offset()) {
+        auto r = log_.advance_start_offset(new_start.get());
+        if (!r.ok()) fail(fmt::format("moving the start to {} failed: {}", new_start.get(), storage::describe(r.error())));
+    }
+    start_ = new_start;
     prev_term_ = prev_term;
 }
 
-bool plausible_envelope(const envelope& e, node_id self) {
+bool plausible_envelope(const envelope& e, node_id self, bool snapshots) {
     if (e.to != self || e.from == self || e.from.get() < 0) return false;
     const auto* m = std::get_if<message>(&e.body);
     if (!m) return true;
@@ -183,7 +243,18 @@ bool plausible_envelope(const envelope& e, node_id self) {
             next = en.next();
         }
     }
-    if (std::holds_alternative<snapshot_request>(m->body)) return false;
+    if (const auto* s = std::get_if<snapshot_request>(&m->body)) {
+        if (!snapshots) return false;
+        const auto& voters = s->meta.config.voters;
+        if (s->meta.last.get() < 0 || s->meta.last_term.get() < 0 || s->meta.last_term > s->term) return false;
+        if (voters.empty() || !std::is_sorted(voters.begin(), voters.end()) ||
+            std::adjacent_find(voters.begin(), voters.end()) != voters.end()) {
+            return false;
+        }
+        // A partition's snapshot is its log start offset, at or after the
+        // end of the batches it covers.
+        if (s->data.size() != 8) return false;
+    }
     return true;
 }
 

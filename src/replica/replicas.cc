@@ -26,6 +26,22 @@ uint64_t mix(uint64_t x) {
     return x ^ (x >> 31);
 }
 
+// A partition snapshot's data: the log start offset, 8 bytes big-endian.
+shared_bytes encode_log_start(int64_t lso) {
+    std::vector<uint8_t> b(8);
+    for (int i = 0; i < 8; ++i) b[i] = static_cast<uint8_t>(static_cast<uint64_t>(lso) >> (56 - 8 * i));
+    return shared_bytes::adopt(std::move(b));
+}
+
+std::optional<int64_t> decode_log_start(const shared_bytes& data) {
+    if (data.size() != 8) return std::nullopt;
+    uint64_t v = 0;
+    for (size_t i = 0; i < 8; ++i) v = (v << 8) | data.data()[i];
+    const auto lso = static_cast<int64_t>(v);
+    if (lso < 0) return std::nullopt;
+    return lso;
+}
+
 }  // namespace
 
 // ---- replica ----------------------------------------------------------------
@@ -90,13 +106,17 @@ void replica::wait(int64_t last, bool need_commit, std::function<void(int)> done
 
 bool replica::transfer_leadership_away() {
     if (!is_leader() || replicas_.size() < 2) return false;
+    if (core_->transferring()) return true;  // the last one is still under way
     std::optional<std::pair<raft::offset, int32_t>> best;
-    for (int32_t n : isr_) {
-        if (n == owner_.opts_.self) continue;
-        auto m = core_->follower_match(raft::node_id(n));
-        if (m && (!best || *m > best->first)) best = std::pair{*m, n};
+    for (int pass = 0; pass < 2 && !best; ++pass) {
+        for (int32_t n : isr_) {
+            if (n == owner_.opts_.self || (pass == 0 && n == last_away_target_)) continue;
+            auto m = core_->follower_match(raft::node_id(n));
+            if (m && (!best || *m > best->first)) best = std::pair{*m, n};
+        }
     }
     if (!best || !core_->transfer_leadership(raft::node_id(best->second)).ok()) return false;
+    last_away_target_ = best->second;
     owner_.mgr_.group(group_);
     owner_.pump();
     return true;
@@ -109,6 +129,21 @@ bool replica::transfer_to(int32_t node) {
     if (!core_->transfer_leadership(raft::node_id(node)).ok()) return false;
     owner_.mgr_.group(group_);
     owner_.pump();
+    return true;
+}
+
+bool replica::advance_log_start(int64_t offset) {
+    if (failed_) return false;
+    if (offset <= log_.start_offset()) return true;
+    if (offset > high_watermark() || offset > core_->commit().get() + 1) return false;
+    // Raft's snapshot ends where the batch holding `offset` begins.
+    const raft::offset at(offset);
+    const raft::offset first = at >= rlog_->next() ? at : rlog_->batch_base(at);
+    core_->compact(first - 1, encode_log_start(offset));
+    if (offset > log_.start_offset()) {
+        auto r = log_.advance_start_offset(offset);
+        if (!r) return false;
+    }
     return true;
 }
 
@@ -143,18 +178,19 @@ result<replica*, std::string> shard_replicas::add(raft::group_id g, storage::log
     raft::persisted p;
     if (stored) p.hs = *stored;
     // A log that no longer starts at 0 (retention, DeleteRecords) starts
-    // after a snapshot of what went: its last offset and term.
-    raft::term_id prev_term = raft::no_term;
-    if (lg.start_offset() > 0) {
-        const int32_t e = lg.epochs().epoch_at(lg.start_offset() - 1);
-        prev_term = raft::term_id(std::max(e, 0));
-        p.snapshot.last = raft::offset(lg.start_offset() - 1);
-        p.snapshot.last_term = prev_term;
+    // after a snapshot of what went: its last offset and term, and the log
+    // start offset as the data a follower behind gets.
+    r->rlog_ = std::make_unique<raft::storage_log>(lg);
+    if (r->rlog_->failed()) return fail(fmt::format("{}: {}", lg.dir(), r->rlog_->failure()));
+    r->rlog_->on_failure([this, g] { log_failures_.push_back(g); });
+    if (r->rlog_->start() > raft::offset(0)) {
+        p.snapshot.last = r->rlog_->start() - 1;
+        p.snapshot.last_term = r->rlog_->term_at(p.snapshot.last);
+        p.snapshot_data = encode_log_start(lg.start_offset());
     }
     std::vector<raft::node_id> voters;
     for (int32_t v : r->replicas_) voters.emplace_back(v);
     p.snapshot.config = raft::make_configuration(std::move(voters));
-    r->rlog_ = std::make_unique<raft::storage_log>(lg, prev_term);
 
     raft::options ro;
     ro.self = raft::node_id(opts_.self);
@@ -166,10 +202,18 @@ result<replica*, std::string> shard_replicas::add(raft::group_id g, storage::log
     ro.seed = mix(rng_ ^ static_cast<uint64_t>(g.get()));
     mgr_.add_group(ro, *r->rlog_, std::move(p));
     r->core_ = mgr_.group(g);
+    r->core_->set_passive(passive_);
     r->generation_ = next_generation_++;
     replica* out = r.get();
     replicas_.emplace(g, std::move(r));
     return out;
+}
+
+void shard_replicas::set_passive() {
+    passive_ = true;
+    for (auto& [g, r] : replicas_) {
+        if (!r->failed_) r->core_->set_passive(true);
+    }
 }
 
 replica* shard_replicas::find(raft::group_id g) {
@@ -195,7 +239,7 @@ void shard_replicas::tick(int64_t now_ms) {
 }
 
 void shard_replicas::step(const raft::envelope& e) {
-    if (!raft::plausible_envelope(e, raft::node_id(opts_.self))) {
+    if (!raft::plausible_envelope(e, raft::node_id(opts_.self), true)) {
         ++dropped_;
         return;
     }
@@ -217,17 +261,44 @@ void shard_replicas::pump() {
     pumping_ = true;
     while (!persisting_) {
         auto out = mgr_.take_ready();
-        if (out.empty()) break;
+        if (out.empty() && log_failures_.empty()) break;
         handle(std::move(out));
     }
     pumping_ = false;
 }
 
 void shard_replicas::handle(raft::group_manager::output out) {
+    // 0. a replica whose storage log failed inside the core stops, and none
+    // of its messages leave: they may claim what the log does not hold.
+    if (!log_failures_.empty()) {
+        auto failed = std::move(log_failures_);
+        log_failures_.clear();
+        for (raft::group_id g : failed) {
+            if (replica* r = find(g); r && !r->failed_) fail_replica(*r, fmt::format("{}: {}", r->log_.dir(), r->rlog_->failure()));
+        }
+        const auto gone = [&failed](raft::group_id g) { return std::find(failed.begin(), failed.end(), g) != failed.end(); };
+        std::erase_if(out.messages, [&](raft::envelope& e) {
+            if (const auto* m = std::get_if<raft::message>(&e.body)) return gone(m->group);
+            auto& hb = std::get<raft::heartbeat_batch>(e.body);
+            std::erase_if(hb.beats, [&](const raft::heartbeat_item& b) { return gone(b.group); });
+            std::erase_if(hb.acks, [&](const raft::heartbeat_ack& a) { return gone(a.group); });
+            return hb.beats.empty() && hb.acks.empty();
+        });
+        std::erase_if(out.groups, [&](const auto& gr) { return gone(gr.first); });
+    }
     // 1. every hard state, durably, before any message made with them.
     std::vector<std::pair<replica*, raft::hard_state>> writes;
     for (auto& [g, rd] : out.groups) {
-        FJORD_ASSERT(!rd.snapshot, "a partition snapshot for group {}: they are not sent", g.get());
+        if (rd.snapshot) {
+            // Installed: the core moved the log start past what the snapshot
+            // covers; the leader's log start offset may be further inside the
+            // next batch. Durable with the next checkpoint: until then a
+            // restart keeps more of the log, which is harmless.
+            replica* r = find(g);
+            auto lso = decode_log_start(rd.snapshot->second);
+            if (r && lso) r->snapshot_start_ = *lso;  // once the log reaches it (an empty log restarts below it)
+            rd.snapshot.reset();
+        }
         if (!rd.hard_state) continue;
         replica* r = find(g);
         if (r && !r->failed_) writes.emplace_back(r, *rd.hard_state);
@@ -255,6 +326,10 @@ void shard_replicas::handle(raft::group_manager::output out) {
         if (rd.flush_through) flush(*r, *rd.flush_through);
         if (r->failed_) continue;  // the flush failed at once
         if (rd.commit && rd.commit->get() > r->commit_) r->commit_ = rd.commit->get();
+        if (r->snapshot_start_ >= 0 && r->snapshot_start_ <= r->log_.end_offset()) {
+            if (r->snapshot_start_ > r->log_.start_offset()) (void)r->log_.advance_start_offset(r->snapshot_start_);
+            r->snapshot_start_ = -1;
+        }
         advance(*r);
         notice(*r);
     }

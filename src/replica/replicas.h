@@ -93,11 +93,19 @@ public:
     // The replica stopped on a storage failure; nothing more is done for it.
     bool failed() const { return failed_; }
     // Hands leadership to the in-sync follower furthest along (controlled
-    // shutdown); false when there is none.
+    // shutdown), another one than the last time asked when there is one (the
+    // last may be shutting down too: it then refuses); false when there is none.
     bool transfer_leadership_away();
     // Hands leadership to replica `node` (the preferred leader); false when
     // this replica does not lead or `node` is no other replica.
     bool transfer_to(int32_t node);
+    // Moves the log start offset up to `offset` (retention, DeleteRecords),
+    // on the leader or a follower: at most to the high watermark. Raft's
+    // snapshot moves to the start of the batch holding it; a follower behind
+    // that gets the snapshot, which carries the offset. In memory: the owner
+    // checkpoints the log start and then removes the segments below it.
+    // False (nothing moved) past the high watermark or on a stopped replica.
+    bool advance_log_start(int64_t offset);
     // When this replica last became leader (the tick time), -1 if it does not lead.
     int64_t leader_since_ms() const { return was_leader_ ? leader_since_ms_ : -1; }
 
@@ -121,12 +129,14 @@ private:
     std::unique_ptr<hard_state_file> state_;
     raft::raft* core_ = nullptr;  // owned by the owner's group manager
     int64_t commit_ = -1;
+    int64_t snapshot_start_ = -1;  // the log start offset of an installed snapshot, not applied yet
     std::deque<waiter> commit_waiters_;        // acks=all, `last` ascending
     std::deque<waiter> flush_waiters_;         // acks=1, `last` ascending
     std::map<int32_t, int64_t> caught_up_ms_;  // follower -> when its log last reached ours
     std::map<int32_t, int64_t> heard_ms_;      // follower -> when it last answered
     std::vector<int32_t> isr_;
     std::function<void()> listener_;
+    int32_t last_away_target_ = -1;  // transfer_leadership_away()'s last choice
     // What the listener last saw.
     bool was_leader_ = false;
     int64_t leader_since_ms_ = -1;
@@ -159,6 +169,9 @@ public:
     // Nothing of ours in flight (hard-state writes, flushes).
     bool idle() const { return !persisting_ && flushes_ == 0; }
     uint64_t dropped_envelopes() const { return dropped_; }
+    // Controlled shutdown: this node's replicas (and those added later) stop
+    // standing for election and refuse leadership handed to them.
+    void set_passive();
 
 private:
     friend class replica;
@@ -186,6 +199,8 @@ private:
     bool pumping_ = false;
     bool pump_posted_ = false;
     uint64_t dropped_ = 0;
+    bool passive_ = false;
+    std::vector<raft::group_id> log_failures_;  // storage logs that failed inside the core's last input
     uint64_t rng_;
     int64_t now_ms_ = 0;
     std::shared_ptr<bool> alive_;  // completions check it: the owner may be gone

@@ -271,6 +271,77 @@ TEST_F(replicas_test, acks_all_waits_for_a_majority_and_a_killed_leader_loses_no
     EXPECT_FALSE(nodes_[l].rep->is_leader());
 }
 
+TEST_F(replicas_test, a_follower_behind_the_leaders_log_start_catches_up_from_a_snapshot) {
+    ASSERT_TRUE(run_until([&] { return leader() != 0; }));
+    const int l = leader();
+    const int f = l % 3 + 1, other = (l + 1) % 3 + 1;
+    auto first = std::make_shared<std::optional<int>>();
+    produce(l, 3, true, first, nullptr);
+    ASSERT_TRUE(run_until([&] { return first->has_value() && nodes_[f].rep->high_watermark() >= 4; }));
+    crash(f);
+
+    // While it is down the leader takes 20 batches of 5 and DeleteRecords
+    // moves its log start into the middle of one of them.
+    std::vector<std::shared_ptr<std::optional<int>>> acks;
+    int64_t last = -1;
+    for (int i = 0; i < 20; ++i) {
+        acks.push_back(std::make_shared<std::optional<int>>());
+        produce(l, 5, true, acks.back(), &last);
+    }
+    ASSERT_TRUE(run_until([&] {
+        return std::all_of(acks.begin(), acks.end(), [](const auto& a) { return a->has_value(); }) &&
+               nodes_[other].rep->high_watermark() == last + 1;
+    }));
+    const int64_t lso = last - 12;  // inside the third batch from the end
+    EXPECT_FALSE(nodes_[l].rep->advance_log_start(last + 2)) << "past the high watermark";
+    ASSERT_TRUE(nodes_[l].rep->advance_log_start(lso));
+    EXPECT_EQ(nodes_[l].lg->start_offset(), lso);
+    // The other follower applies its own retention: the start of a batch.
+    ASSERT_TRUE(nodes_[other].rep->advance_log_start(lso - 2));
+
+    // The follower comes back with a log that ends before the leader's start:
+    // it installs the snapshot (the storage log restarts at the batch that
+    // holds the leader's log start offset, which it then takes) and follows.
+    start(f);
+    auto more = std::make_shared<std::optional<int>>();
+    produce(l, 2, true, more, &last);
+    ASSERT_TRUE(run_until([&] {
+        return more->has_value() && nodes_[f].rep->high_watermark() == last + 1 && nodes_[f].lg->end_offset() == last + 1;
+    }));
+    EXPECT_EQ(**more, 0);
+    EXPECT_EQ(nodes_[f].lg->start_offset(), lso);
+    const auto read_from = [&](int id, int64_t from) {
+        std::vector<std::vector<uint8_t>> out;
+        auto r = nodes_[id].lg->read(from, size_t{64} << 20, last + 1);
+        EXPECT_TRUE(r.ok());
+        if (!r.ok()) return out;
+        for (const auto& c : r->chunks) {
+            protocol::batch_splitter split(c);
+            while (auto b = split.next()) out.emplace_back(b->bytes().data(), b->bytes().data() + b->bytes().size());
+        }
+        return out;
+    };
+    EXPECT_EQ(read_from(f, lso), read_from(l, lso));
+
+    // Every replica restarts with a log start inside a batch and goes on.
+    for (int id : {f, other, l}) {
+        crash(id);
+        start(id);
+    }
+    ASSERT_TRUE(run_until([&] { return leader() != 0; }));
+    auto after = std::make_shared<std::optional<int>>();
+    produce(leader(), 1, true, after, &last);
+    ASSERT_TRUE(run_until([&] {
+        if (!after->has_value()) return false;
+        for (int i = 1; i <= nodes; ++i) {
+            if (nodes_[i].rep->high_watermark() != last + 1) return false;
+        }
+        return true;
+    }));
+    EXPECT_EQ(**after, 0);
+    for (int i = 1; i <= nodes; ++i) EXPECT_EQ(read_from(i, lso), read_from(l, lso)) << "node " << i;
+}
+
 TEST_F(replicas_test, a_malformed_envelope_is_dropped) {
     raft::message m;
     m.from = raft::node_id(2);

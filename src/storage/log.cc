@@ -1346,13 +1346,14 @@ std::vector<std::string> log::detach_segments_below_start() {
     return paths;
 }
 
-result<int, errc> log::apply_retention(int64_t now_ms) {
+result<int64_t, errc> log::retention_start(int64_t now_ms, int64_t max_offset) {
     if (offline_) return fail(errc::log_offline);
-    if (!cfg_.delete_) return 0;  // cleanup.policy=compact only
-    int deleted = 0;
+    int64_t start = start_offset_;
+    if (!cfg_.delete_) return start;  // cleanup.policy=compact only
     int64_t total = size_bytes();
-    while (segments_.size() > 1) {
-        segment& s = *segments_.front();
+    for (size_t i = 0; i + 1 < segments_.size(); ++i) {
+        segment& s = *segments_[i];
+        if (segments_[i + 1]->base_offset > max_offset) break;
         bool expire = cfg_.retention_bytes >= 0 && total - static_cast<int64_t>(s.size_bytes) >= cfg_.retention_bytes;
         if (!expire && cfg_.retention_ms >= 0) {
             if (auto r = ensure_indexes(s); !r) return fail(r.error());
@@ -1360,10 +1361,19 @@ result<int, errc> log::apply_retention(int64_t now_ms) {
         }
         if (!expire) break;
         total -= static_cast<int64_t>(s.size_bytes);
-        if (auto r = truncate_prefix(std::max(start_offset_, segments_[1]->base_offset)); !r) return fail(r.error());
-        ++deleted;
+        start = std::max(start, segments_[i + 1]->base_offset);
     }
-    return deleted;
+    return start;
+}
+
+result<int, errc> log::apply_retention(int64_t now_ms) {
+    auto start = retention_start(now_ms);
+    if (!start) return fail(start.error());
+    const size_t before = segments_.size();
+    if (*start > start_offset_) {
+        if (auto r = truncate_prefix(*start); !r) return fail(r.error());
+    }
+    return static_cast<int>(before - segments_.size());
 }
 
 // ---------------------------------------------------------------------------

@@ -297,6 +297,10 @@ public:
     // Retention: deletes whole old segments by retention.ms / retention.bytes
     // (never the active one). Returns how many were deleted.
     result<int, errc> apply_retention(int64_t now_ms);
+    // The log start offset retention would leave (a segment base, or the
+    // current start), moving it no further than `max_offset` (a replicated
+    // partition's high watermark); nothing is deleted.
+    result<int64_t, errc> retention_start(int64_t now_ms, int64_t max_offset = INT64_MAX);
     // Starts a new segment at the log end (if the active one is not empty).
     result<void, errc> roll(int64_t now_ms);
 
@@ -364,6 +368,9 @@ public:
     const std::string& dir() const { return dir_; }
     const topic_partition& tp() const { return tp_; }
     const log_config& config() const { return cfg_; }
+    // A topic's configs changed (AlterConfigs): retention, rolling,
+    // compaction and timestamps follow at once, as in Kafka.
+    void set_config(const log_config& c) { cfg_ = c; }
     void set_listener(log_listener* l) { listener_ = l; }
     size_t segment_count() const { return segments_.size(); }
     int64_t size_bytes() const;
