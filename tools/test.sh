@@ -88,7 +88,10 @@ cluster_tests() {
   "$venv/bin/python" tests/cluster/cluster_test.py || return 1
   # The fault suite's short version (one pause, one leader kill, the
   # negative control); `make faults KILLS=200` is the long mode.
-  "$venv/bin/python" tests/cluster/faults_test.py --kills 1
+  "$venv/bin/python" tests/cluster/faults_test.py --kills 1 || return 1
+  # Producer state, a KIP-848 group and producer ids across kill -9 of the
+  # controller (Kafka's error codes from ../shared's errors.tsv).
+  FJORD_KAFKA_PROTOCOL="$shared" "$venv/bin/python" tests/cluster/failover_state_test.py
 }
 
 differential() {
