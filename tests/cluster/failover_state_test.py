@@ -8,7 +8,9 @@ all of this runs, and restarted later:
 
   idempotence  raw Produce v9 requests (hand-written; a record batch v2
                with CRC-32C) of one producer id/epoch, acks=all, to an RF=3
-               partition led by X. After the kill, the new leader is sent
+               partition led by X, a seventh in flight when X is killed
+               (resent to the new leader as a client resends a batch whose
+               answer it lost). After the kill, the new leader is sent
                the same batches again (same producer id, epoch, base
                sequence): the last batch and the oldest of the last 5 (what
                a producer's state retains) must be answered NONE with their
@@ -117,19 +119,25 @@ def skip_tags(r, pos):
     return pos
 
 
-def produce_v9(port, topic, partition, batch):
-    """(error code, base offset) of one acks=all batch."""
+def send_produce_v9(port, topic, partition, batch):
+    """Sends one acks=all batch; returns the connection, the answer unread."""
     body = uvarint(0)  # transactional id: null
     body += struct.pack(">hi", -1, 20000)  # acks=all, timeout
     body += uvarint(2) + compact_string(topic)
     body += uvarint(2) + struct.pack(">i", partition) + uvarint(len(batch) + 1) + batch + b"\x00"
     body += b"\x00" + b"\x00"
     c = Conn(port, timeout=30)
+    c.correlation += 1
+    # Request header v2: client id (int16 string), tagged fields.
+    header = struct.pack(">hhi", 0, 9, c.correlation) + kstring("failover-state-test") + b"\x00"
+    c.sock.sendall(struct.pack(">i", len(header) + len(body)) + header + body)
+    return c
+
+
+def produce_v9(port, topic, partition, batch):
+    """(error code, base offset) of one acks=all batch."""
+    c = send_produce_v9(port, topic, partition, batch)
     try:
-        c.correlation += 1
-        # Request header v2: client id (int16 string), tagged fields.
-        header = struct.pack(">hhi", 0, 9, c.correlation) + kstring("failover-state-test") + b"\x00"
-        c.sock.sendall(struct.pack(">i", len(header) + len(body)) + header + body)
         r = c.receive(c.correlation)
     finally:
         c.close()
@@ -197,9 +205,11 @@ class RawProducer:
         values = [f"idem-{seq + i}".encode() for i in range(2)]
         return encode_batch(values, self.pid, self.epoch, seq), values
 
-    def send_new(self, port):
+    def send_new(self, port, retried=None):
+        """The next batch, or `retried` (a batch sent before whose answer was
+        lost) again."""
         seq = 2 * len(self.batches)
-        b, values = self.batch(seq)
+        b, values = retried or self.batch(seq)
         err, base = produce_retrying(port, self.topic, self.partition, b)
         check(err == ERR["NONE"], f"batch seq {seq}: error {err}")
         self.batches.append((seq, b, values, base))
@@ -578,10 +588,13 @@ def run(args, work):
         log(f"group: 2 members, assignment {hist.current()}, coordinator {ctl}")
         acked_before = len(writer.acked)
 
-        # ---- the kill
+        # ---- the kill, a seventh batch in flight: its answer is never read.
+        in_flight = rp.batch(2 * len(rp.batches))
+        unanswered = send_produce_v9(victim.port, rp.topic, rp.partition, in_flight[0])
         with hist.lock:
             mark = len(hist.events)
         victim.kill()
+        unanswered.close()
         t_kill = time.monotonic()
         log(f"node {ctl} killed (controller, leader of idem/{px} and of a stream partition, coordinator of {group})")
         for x in survivors:
@@ -594,6 +607,10 @@ def run(args, work):
             return v if v not in (-1, ctl) else None
 
         new_leader = nodes[wait_for(f"a new leader of idem/{px}", idem_moved, timeout=30) - 1]
+        # Retried as a client retries a batch whose answer it lost: written
+        # once, whether or not the old leader had replicated it.
+        at = rp.send_new(new_leader.port, retried=in_flight)
+        log(f"idempotence: the batch in flight at the kill, resent to node {new_leader.id}, is at {at}")
         problems = resend_checks(new_leader.port, rp, f"new leader {new_leader.id}")
         check(not problems, "idempotence after the failover:\n  " + "\n  ".join(problems))
         log(f"idempotence: node {new_leader.id} leads idem/{px} after {time.monotonic() - t_kill:.1f} s; duplicates "
