@@ -627,10 +627,11 @@ def run(args, work):
             preferred = {p: r[0] for p, r in cluster_view(survivors[0])["replicas"][t].items()}
             wait_for(f"{t} led by its preferred replicas again", lambda: replicated_ready(nodes, t, [1, 2, 3]) ==
                      preferred, timeout=60)
+        wait_for(f"node {ctl} coordinating {group} again", lambda: coordinator(nodes, group) == ctl, timeout=30)
         with hist.lock:
             mark_restart = len(hist.events)
-        wait_for(f"the group back on node {ctl}, the assignment complete, commits",
-                 lambda: coordinator(nodes, group) == ctl and hist.settled(STREAM_PARTITIONS, mark_restart), timeout=30)
+        wait_for(f"the assignment complete and commits on every partition with node {ctl} coordinating",
+                 lambda: hist.settled(STREAM_PARTITIONS, mark_restart), timeout=30)
         problems = resend_checks(victim.port, rp, f"restarted node {ctl}")
         check(not problems, "idempotence after the restart:\n  " + "\n  ".join(problems))
         for x in nodes:
