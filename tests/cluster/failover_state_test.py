@@ -50,10 +50,17 @@ report each; and the idempotence check is run against a partition whose
 leader has no state of the producer (a producer state lost in the
 failover): it must fail.
 
-usage: failover_state_test.py [--binary PATH] [--keep]
+Last, every node gets SIGTERM at once and must exit 0; the leader epochs
+the replicated partitions gained meanwhile are reported. With
+--shutdown-terms more than 3 per partition is a failure: it fails today (the
+nodes in controlled shutdown hand leadership to each other, up to a hundred
+times per partition in 3 s), so make test runs without it.
+
+usage: failover_state_test.py [--binary PATH] [--keep] [--shutdown-terms]
 """
 
 import argparse
+import glob
 import os
 import shutil
 import signal
@@ -76,6 +83,8 @@ from idempotence_test import encode_batch, read_uvarint, uvarint  # noqa: E402
 
 STREAM_PARTITIONS = 3
 ID_BLOCK = 1000  # producer ids a node takes from the controller at a time (kafka/broker.h)
+# Stopping all three nodes at once: at most one handover per node.
+SHUTDOWN_TERMS_MAX = 3
 
 
 # ---------------------------------------------------------------------------
@@ -694,12 +703,26 @@ def run(args, work):
         check(problems, "the idempotence check passed on a partition that never saw the producer")
         log(f"negative control: a leader with no state of the producer fails the check ({problems[0]})")
 
+        # ---- every node stopped at once (SIGTERM): each exits 0.
+        before = leader_epochs(nodes)
+        t_stop = time.monotonic()
         for x in nodes:
             x.proc.send_signal(signal.SIGTERM)
         for x in nodes:
             rc = x.proc.wait(timeout=60)
             x.proc = None
             check(rc == 0, f"node {x.id} exited with {rc} on SIGTERM")
+        after = leader_epochs(nodes)
+        extra = {k: after[k] - before.get(k, 0) for k in after}
+        worst = max(extra, key=extra.get)
+        log(f"shutdown: the 3 nodes stopped in {time.monotonic() - t_stop:.1f} s; up to {extra[worst]} new leader "
+            f"epochs per partition meanwhile ({worst[0]}-{worst[1]}: {before.get(worst, 0)} -> {after[worst]})")
+        if args.shutdown_terms:
+            # Known to fail (issue 13 notes): nodes in controlled shutdown hand
+            # leadership to each other until they stop.
+            check(extra[worst] <= SHUTDOWN_TERMS_MAX,
+                  f"stopping every node at once took {extra[worst]} leader elections on {worst[0]}-{worst[1]}: "
+                  f"nodes in controlled shutdown hand leadership to each other")
         for x in nodes:
             bad = [line for line in x.log_text().splitlines() if "assertion failed" in line]
             check(not bad, f"node {x.id}: {bad[:3]}")
@@ -711,6 +734,30 @@ def run(args, work):
             if x.alive():
                 x.proc.kill()
                 x.proc.wait()
+
+
+def leader_epochs(nodes):
+    """(topic, partition) -> the highest leader epoch of a control batch in
+    any node's log of a replicated partition (a new leader writes one)."""
+    out = {}
+    for x in nodes:
+        for d in glob.glob(os.path.join(x.dir, "*-[0-9]*")):
+            topic, _, part = os.path.basename(d).rpartition("-")
+            if topic not in ("idem", "stream", "__consumer_offsets"):
+                continue
+            for seg in sorted(glob.glob(os.path.join(d, "*.log"))):
+                with open(seg, "rb") as f:
+                    b = f.read()
+                pos = 0
+                while pos + 23 <= len(b):
+                    _base, length, epoch, _magic, _crc, attributes = struct.unpack_from(">qiibIh", b, pos)
+                    if length <= 0 or pos + 12 + length > len(b):
+                        break
+                    if attributes & 0x20:  # control batch
+                        key = (topic, int(part))
+                        out[key] = max(out.get(key, 0), epoch)
+                    pos += 12 + length
+    return out
 
 
 def init_producer_ids_one(port):
@@ -744,6 +791,9 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--binary", default=os.path.join(ROOT, "build/release/src/app/fjord"))
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    ap.add_argument("--shutdown-terms", action="store_true",
+                    help=f"fail if stopping every node at once takes more than {SHUTDOWN_TERMS_MAX} leader elections "
+                         "per partition (fails today: not in make test)")
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="fjord-failover-")
     ok = False
