@@ -417,9 +417,11 @@ def group_checker(events, samples, acked, partitions):
 
 def committed_sample(reader, topic, partitions):
     """The group's committed offsets, read by a consumer of the group that
-    never joins it (librdkafka's AdminClient crashes when an OffsetFetch it
-    sends meets a coordinator that moved: it asks a consumer-group handle
-    it does not have to look the coordinator up again)."""
+    never joins it: librdkafka's AdminClient (list_consumer_group_offsets)
+    crashes the process when its OffsetFetch is answered NOT_COORDINATOR, as
+    a coordinator that is moving answers (it asks a consumer-group handle it
+    does not have to look the coordinator up again: librdkafka issue 5040,
+    seen here with the bundled librdkafka 2.16)."""
     got = reader.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=3)
     return {tp.partition: tp.offset for tp in got if tp.offset >= 0 and not tp.error}
 
