@@ -91,7 +91,10 @@ cluster_tests() {
   "$venv/bin/python" tests/cluster/faults_test.py --kills 1 || return 1
   # DeleteRecords and retention on a replicated partition; a follower
   # behind the leader's log start catches up from a snapshot.
-  "$venv/bin/python" tests/cluster/log_start_test.py
+  "$venv/bin/python" tests/cluster/log_start_test.py || return 1
+  # Producer state, a KIP-848 group and producer ids across kill -9 of the
+  # controller (Kafka's error codes from ../shared's errors.tsv).
+  FJORD_KAFKA_PROTOCOL="$shared" "$venv/bin/python" tests/cluster/failover_state_test.py
 }
 
 differential() {

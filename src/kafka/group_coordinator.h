@@ -16,8 +16,11 @@
 // by a server-side assignor (uniform or range) whenever the group epoch
 // moves (members, subscriptions, regex matches, partition counts), and each
 // member reconciled towards it (revoke first; take a partition only once
-// its previous owner gave it up). Their membership is kept in memory only:
-// after a restart members get UNKNOWN_MEMBER_ID and rejoin.
+// its previous owner gave it up). Their state is written as Kafka 4.4's
+// records (member metadata, group epoch, target assignment, current
+// assignment) and replayed with the partition, so after a restart or a
+// failover of the partition's leadership members keep their epochs and
+// partitions (tests/cluster/failover_state_test.py).
 //
 // The classic state machine is Kafka's: Empty -> PreparingRebalance ->
 // CompletingRebalance -> Stable (and Dead once deleted), with the KIP-394

@@ -40,10 +40,11 @@ import tempfile
 import threading
 import time
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from harness import ROOT, Failure, Node, check, cluster_view, free_ports, log, replicated_ready, wait_for
+from harness import (ROOT, Failure, Node, Writer, check, checker, cluster_view, final_log, free_ports, log,
+                     replicated_ready, wait_for)
 
 PARTITIONS = 3
 
@@ -96,51 +97,6 @@ class Cluster:
                 x.proc.wait()
 
 
-class Writer(threading.Thread):
-    """One idempotent acks=all producer, records tagged with its name and a sequence."""
-
-    def __init__(self, bootstrap, topic, name, timeout_ms=20000):
-        super().__init__(daemon=True)
-        self.p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True,
-                           "linger.ms": 2, "message.timeout.ms": timeout_ms, "retry.backoff.ms": 50})
-        self.topic, self.name = topic, name
-        self.acked, self.failed = [], []
-        self.sent = 0
-        self.stopping = threading.Event()
-
-    def _cb(self, err, msg):
-        if err:
-            self.failed.append(str(err))
-        else:
-            self.acked.append((msg.partition(), msg.offset(), msg.value().decode()))
-
-    def write(self, count, partition=None):
-        for _ in range(count):
-            value = f"{self.name}-{self.sent}"
-            self.sent += 1
-            while True:
-                try:
-                    if partition is None:
-                        self.p.produce(self.topic, key=value.encode(), value=value.encode(), on_delivery=self._cb)
-                    else:
-                        self.p.produce(self.topic, partition=partition, value=value.encode(), on_delivery=self._cb)
-                    break
-                except BufferError:
-                    self.p.poll(0.05)
-            self.p.poll(0)
-
-    def run(self):
-        while not self.stopping.is_set():
-            self.write(20)
-            time.sleep(0.01)
-        self.p.flush(60)
-
-    def finish(self):
-        self.stopping.set()
-        self.join(90)
-        check(not self.is_alive(), f"writer {self.name} did not finish")
-
-
 class Reader(threading.Thread):
     """Reads every partition from offset 0 while the faults happen."""
 
@@ -162,60 +118,6 @@ class Reader(threading.Thread):
     def finish(self):
         self.stopping.set()
         self.join(30)
-
-
-def final_log(bootstrap, topic):
-    """Every record of every partition, to the end (the high watermark)."""
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "faults-final", "enable.auto.commit": False})
-    ends = {}
-    for p in range(PARTITIONS):
-        lo, hi = wait_for(f"the offsets of partition {p}",
-                          lambda: c.get_watermark_offsets(TopicPartition(topic, p), timeout=5), timeout=60)
-        ends[p] = hi
-    c.assign([TopicPartition(topic, p, 0) for p in range(PARTITIONS)])
-    got = {p: [] for p in range(PARTITIONS)}
-    deadline = time.monotonic() + 90
-
-    def done():
-        # The consumer's position, not the last record: a log may end with a
-        # control batch (a new leader's LEADER_CHANGE), which it skips.
-        pos = c.position([TopicPartition(topic, p) for p in range(PARTITIONS)])
-        return all(tp.offset >= ends[tp.partition] for tp in pos)
-
-    while not done() and time.monotonic() < deadline:
-        m = c.poll(0.2)
-        if m is None or m.error():
-            continue
-        got[m.partition()].append((m.offset(), m.value().decode()))
-    check(done(), f"the final read did not reach the log ends {ends}")
-    c.close()
-    return got, ends
-
-
-def checker(acked, seen, log_by_partition):
-    """The problems found (empty: the history is safe)."""
-    problems = []
-    at = {}
-    for p, records in log_by_partition.items():
-        for o, v in records:
-            if v in at:
-                problems.append(f"{v} twice: {at[v]} and {(p, o)}")
-            at[v] = (p, o)
-    for p, o, v in acked:
-        if at.get(v) != (p, o):
-            problems.append(f"acknowledged {v} at {p}/{o} is {'at ' + str(at[v]) if v in at else 'lost'}")
-    for p, o, v in seen:
-        if at.get(v) != (p, o):
-            problems.append(f"read {v} at {p}/{o}, later {'at ' + str(at[v]) if v in at else 'gone'}")
-    # Each writer's records in the order it sent them, per partition.
-    for p, records in log_by_partition.items():
-        last = {}
-        for o, v in records:
-            name, _, seq = v.rpartition("-")
-            if name in last and int(seq) < last[name]:
-                problems.append(f"partition {p}: {v} after {name}-{last[name]}")
-            last[name] = int(seq)
-    return problems
 
 
 def run_scenarios(args, work):
@@ -262,7 +164,7 @@ def run_scenarios(args, work):
         reader.finish()
         acked = [a for w in writers for a in w.acked]
         failed = sum(len(w.failed) for w in writers)
-        final, ends = final_log(cl.bootstrap, topic)
+        final, ends = final_log(cl.bootstrap, topic, PARTITIONS)
         problems = checker(acked, reader.seen, final)
         log(f"checker: {len(acked)} acknowledged ({failed} failed), {len(reader.seen)} read during the faults, "
             f"log ends {ends}: {len(problems)} problems")
@@ -308,7 +210,7 @@ def isolated_leader(cl, topic, expect_acks):
         check(acked_alone, "the broken leader acknowledged nothing alone: the control tests nothing")
     else:
         check(not acked_alone, f"the lone leader acknowledged {len(acked_alone)} records with acks=all")
-    final, _ = final_log(cl.bootstrap, topic)
+    final, _ = final_log(cl.bootstrap, topic, PARTITIONS)
     return checker(w.acked, [], final)
 
 

@@ -7,6 +7,7 @@ import random
 import signal
 import socket
 import subprocess
+import threading
 import time
 
 from confluent_kafka import Consumer, Producer, TopicPartition
@@ -185,3 +186,105 @@ def same_records(acked, seen):
         check(got.get(p) == by_part[p],
               f"partition {p}: read {len(got.get(p, []))} records, {len(by_part[p])} acknowledged, or out of order")
     check(sum(len(v) for v in got.values()) == len(acked), "records read that were never acknowledged")
+
+
+# ---- The fault suite's writer and checker (faults_test.py, failover_state_test.py)
+
+class Writer(threading.Thread):
+    """One idempotent acks=all producer, records tagged with its name and a sequence."""
+
+    def __init__(self, bootstrap, topic, name, timeout_ms=20000, pause_s=0.01, conf=None):
+        super().__init__(daemon=True)
+        self.pause_s = pause_s
+        self.p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True,
+                           "linger.ms": 2, "message.timeout.ms": timeout_ms, "retry.backoff.ms": 50, **(conf or {})})
+        self.topic, self.name = topic, name
+        self.acked, self.failed = [], []
+        self.sent = 0
+        self.stopping = threading.Event()
+
+    def _cb(self, err, msg):
+        if err:
+            self.failed.append(str(err))
+        else:
+            self.acked.append((msg.partition(), msg.offset(), msg.value().decode()))
+
+    def write(self, count, partition=None):
+        for _ in range(count):
+            value = f"{self.name}-{self.sent}"
+            self.sent += 1
+            while True:
+                try:
+                    if partition is None:
+                        self.p.produce(self.topic, key=value.encode(), value=value.encode(), on_delivery=self._cb)
+                    else:
+                        self.p.produce(self.topic, partition=partition, value=value.encode(), on_delivery=self._cb)
+                    break
+                except BufferError:
+                    self.p.poll(0.05)
+            self.p.poll(0)
+
+    def run(self):
+        while not self.stopping.is_set():
+            self.write(20)
+            time.sleep(self.pause_s)
+        self.p.flush(60)
+
+    def finish(self):
+        self.stopping.set()
+        self.join(90)
+        check(not self.is_alive(), f"writer {self.name} did not finish")
+
+
+def final_log(bootstrap, topic, partitions):
+    """Every record of every partition, to the end (the high watermark)."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "faults-final", "enable.auto.commit": False})
+    ends = {}
+    for p in range(partitions):
+        lo, hi = wait_for(f"the offsets of partition {p}",
+                          lambda: c.get_watermark_offsets(TopicPartition(topic, p), timeout=5), timeout=60)
+        ends[p] = hi
+    c.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+    got = {p: [] for p in range(partitions)}
+    deadline = time.monotonic() + 90
+
+    def done():
+        # The consumer's position, not the last record: a log may end with a
+        # control batch (a new leader's LEADER_CHANGE), which it skips.
+        pos = c.position([TopicPartition(topic, p) for p in range(partitions)])
+        return all(tp.offset >= ends[tp.partition] for tp in pos)
+
+    while not done() and time.monotonic() < deadline:
+        m = c.poll(0.2)
+        if m is None or m.error():
+            continue
+        got[m.partition()].append((m.offset(), m.value().decode()))
+    check(done(), f"the final read did not reach the log ends {ends}")
+    c.close()
+    return got, ends
+
+
+def checker(acked, seen, log_by_partition):
+    """The problems found (empty: the history is safe)."""
+    problems = []
+    at = {}
+    for p, records in log_by_partition.items():
+        for o, v in records:
+            if v in at:
+                problems.append(f"{v} twice: {at[v]} and {(p, o)}")
+            at[v] = (p, o)
+    for p, o, v in acked:
+        if at.get(v) != (p, o):
+            problems.append(f"acknowledged {v} at {p}/{o} is {'at ' + str(at[v]) if v in at else 'lost'}")
+    for p, o, v in seen:
+        if at.get(v) != (p, o):
+            problems.append(f"read {v} at {p}/{o}, later {'at ' + str(at[v]) if v in at else 'gone'}")
+    # Each writer's records in the order it sent them, per partition.
+    for p, records in log_by_partition.items():
+        last = {}
+        for o, v in records:
+            name, _, seq = v.rpartition("-")
+            if name in last and int(seq) < last[name]:
+                problems.append(f"partition {p}: {v} after {name}-{last[name]}")
+            last[name] = int(seq)
+    return problems
