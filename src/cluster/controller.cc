@@ -259,6 +259,12 @@ void controller::create_topics(std::vector<topic_spec> specs, topics_done done, 
                 o.error = errc::invalid_config;
             } else if (partitions < 1 || partitions > cfg_.max_partitions_per_topic) {
                 o.error = errc::invalid_partitions;
+            } else if (!s.assignment.empty()) {
+                if (static_cast<int32_t>(s.assignment.size()) != partitions ||
+                    std::any_of(s.assignment.begin(), s.assignment.end(),
+                                [rf](const auto& a) { return static_cast<int32_t>(a.size()) != rf; })) {
+                    o.error = errc::invalid_replica_assignment;
+                }
             } else if (rf < 1 || static_cast<size_t>(rf) > img->live_brokers().size()) {
                 o.error = errc::invalid_replication_factor;
             }
@@ -269,7 +275,7 @@ void controller::create_topics(std::vector<topic_spec> specs, topics_done done, 
             ids.push_back(o.topic_id);
             if (validate_only) continue;
             records.push_back(topic_record{s.name, o.topic_id});
-            auto placed = place(partitions, rf);
+            auto placed = s.assignment.empty() ? place(partitions, rf) : std::optional(s.assignment);
             for (int32_t p = 0; p < partitions; ++p) {
                 partition_record pr;
                 pr.topic_id = o.topic_id;
@@ -325,8 +331,10 @@ void controller::delete_topics(std::vector<protocol::uuid> ids, topics_done done
     });
 }
 
-void controller::create_partitions(std::string name, int32_t new_total, done_fn done, bool validate_only) {
-    submit([this, name = std::move(name), new_total, done = std::move(done), validate_only]() -> prepared {
+void controller::create_partitions(std::string name, int32_t new_total, done_fn done, bool validate_only,
+                                   std::vector<std::vector<int32_t>> assignment) {
+    submit([this, name = std::move(name), new_total, done = std::move(done), validate_only,
+            assignment = std::move(assignment)]() -> prepared {
         const topic_info* t = image()->find_topic(name);
         std::optional<errc> error;
         std::vector<metadata_record> records;
@@ -338,8 +346,10 @@ void controller::create_partitions(std::string name, int32_t new_total, done_fn 
         } else {
             const auto rf = static_cast<int32_t>(t->partitions.front().replicas.size());
             const int32_t have = static_cast<int32_t>(t->partitions.size());
-            auto placed = place(new_total - have, rf);
-            if (!placed) {
+            auto placed = assignment.empty() ? place(new_total - have, rf) : std::optional(assignment);
+            if (placed && static_cast<int32_t>(placed->size()) != new_total - have) {
+                error = errc::invalid_replica_assignment;
+            } else if (!placed) {
                 error = errc::invalid_replication_factor;
             } else if (!validate_only) {
                 for (int32_t p = have; p < new_total; ++p) {

@@ -54,6 +54,10 @@ struct topic_spec {
     int32_t partitions = -1;          // -1: default_partitions
     int16_t replication_factor = -1;  // -1: default_replication_factor
     std::map<std::string, std::string> configs;
+    // A manual assignment (CreateTopics' assignments): partition p's
+    // replicas, the first the preferred leader; empty: the controller places
+    // them. The caller checked it (registered brokers, no repeats, one size).
+    std::vector<std::vector<int32_t>> assignment = {};
 };
 
 // One topic's outcome: its id on success, else the error.
@@ -107,7 +111,10 @@ public:
     // DeleteTopics by id (the handler resolves names through the image).
     void delete_topics(std::vector<protocol::uuid> ids, topics_done done);
     // CreatePartitions: grows `name` to `new_total` partitions.
-    void create_partitions(std::string name, int32_t new_total, done_fn done, bool validate_only = false);
+    // `assignment`: the new partitions' replicas (checked by the caller), or
+    // empty to place them.
+    void create_partitions(std::string name, int32_t new_total, done_fn done, bool validate_only = false,
+                           std::vector<std::vector<int32_t>> assignment = {});
     // IncrementalAlterConfigs of one topic (SET/DELETE).
     void alter_topic_configs(std::string name, std::vector<config_change> changes, done_fn done,
                              bool validate_only = false);

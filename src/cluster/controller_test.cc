@@ -230,6 +230,10 @@ TEST_F(controller_test, partitions_replication_factor_and_configs) {
     EXPECT_EQ(create_one("rf0", 1, 0), errc::invalid_replication_factor);
     auto out = create({topic_spec{"cfg", 1, 1, {{"no.such.config", "1"}}}});
     EXPECT_EQ(out[0].error, errc::invalid_config);
+    // A manual assignment: one replica list per partition, all of one size.
+    out = create({topic_spec{"short", 2, 1, {}, {{1}}}, topic_spec{"uneven", 2, 1, {}, {{1}, {1, 2}}}});
+    EXPECT_EQ(out[0].error, errc::invalid_replica_assignment);
+    EXPECT_EQ(out[1].error, errc::invalid_replica_assignment);
     EXPECT_EQ(c_->image()->topic_count(), 0u);
 
     // validate_only writes nothing.
@@ -263,6 +267,13 @@ TEST_F(controller_test, replicas_are_distinct_and_leaders_spread) {
     ASSERT_FALSE(create_one("rf3", 50, 3).has_value());
     ASSERT_FALSE(create_one("rf2", 7, 2).has_value());
     EXPECT_EQ(create_one("rf4", 1, 4), errc::invalid_replication_factor);
+    // A manual assignment is taken as given, its first replica leading.
+    const std::vector<std::vector<int32_t>> manual{{3, 1}, {2, 3}};
+    ASSERT_EQ(create({topic_spec{"manual", 2, 2, {}, manual}})[0].error, std::nullopt);
+    for (const auto& p : c_->image()->find_topic("manual")->partitions) {
+        EXPECT_EQ(p.replicas, manual[static_cast<size_t>(p.partition)]);
+        EXPECT_EQ(p.leader, p.replicas.front());
+    }
     for (const char* name : {"rf3", "rf2"}) {
         const topic_info* t = c_->image()->find_topic(name);
         ASSERT_NE(t, nullptr);

@@ -29,6 +29,9 @@ enum class errc : uint8_t {
     metadata_offline,     // an earlier error took the metadata offline: KAFKA_STORAGE_ERROR (56)
     // The metadata quorum.
     not_controller,  // this node is not (or no longer) the active controller: NOT_CONTROLLER (41)
+    // CreateTopics / CreatePartitions: a manual assignment that does not
+    // match the partition count or has replica lists of different sizes.
+    invalid_replica_assignment,  // INVALID_REPLICA_ASSIGNMENT (39)
 };
 
 const char* describe(errc e);

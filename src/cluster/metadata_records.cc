@@ -11,6 +11,7 @@ const char* describe(errc e) {
         case errc::topic_already_exists: return "topic already exists";
         case errc::invalid_partitions: return "invalid number of partitions";
         case errc::invalid_replication_factor: return "invalid replication factor";
+        case errc::invalid_replica_assignment: return "invalid replica assignment";
         case errc::invalid_config: return "invalid config";
         case errc::unknown_topic: return "unknown topic";
         case errc::unknown_topic_id: return "unknown topic id";

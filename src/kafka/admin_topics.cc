@@ -105,18 +105,34 @@ std::optional<std::string> error_message_of(cluster::errc e, const std::string& 
 }
 
 // The manual assignment check of CreateTopics and CreatePartitions: every
-// replica list non-empty, without repeats, of registered brokers (this one).
-std::optional<std::string> check_assignment(const std::vector<int32_t>& brokers, int32_t node_id) {
+// replica list non-empty, without repeats, of registered brokers, all of the
+// size of the first (`rf`, set from the first list when -1), not all fenced.
+std::optional<std::string> check_assignment(int32_t partition, const std::vector<int32_t>& brokers,
+                                            const cluster::metadata_image& img, int32_t& rf) {
     if (brokers.empty()) return std::string("The manual partition assignment includes an empty replica list.");
     std::set<int32_t> seen;
     for (int32_t b : brokers) {
         if (!seen.insert(b).second) {
             return fmt::format("The manual partition assignment includes the broker {} more than once.", b);
         }
-        if (b != node_id) {
+        if (!img.find_broker(b)) {
             return fmt::format("The manual partition assignment includes broker {}, but no such broker is registered.",
                                b);
         }
+    }
+    const auto n = static_cast<int32_t>(brokers.size());
+    if (rf == -1) rf = n;
+    if (std::all_of(brokers.begin(), brokers.end(), [&img](int32_t b) { return img.find_broker(b)->fenced; })) {
+        return fmt::format(
+            "All brokers specified in the manual partition assignment for partition {} are fenced or in controlled "
+            "shutdown.",
+            partition);
+    }
+    if (n != rf) {
+        return fmt::format(
+            "The manual partition assignment includes a partition with {} replica(s), but this is not consistent with "
+            "previous partitions, which have {} replica(s).",
+            n, rf);
     }
     return std::nullopt;
 }
@@ -138,6 +154,7 @@ int16_t kafka_error_of(cluster::errc e) {
         case cluster::errc::topic_already_exists: return error::topic_already_exists;
         case cluster::errc::invalid_partitions: return error::invalid_partitions;
         case cluster::errc::invalid_replication_factor: return error::invalid_replication_factor;
+        case cluster::errc::invalid_replica_assignment: return error::invalid_replica_assignment;
         case cluster::errc::invalid_config: return error::invalid_config;
         case cluster::errc::unknown_topic: return error::unknown_topic_or_partition;
         case cluster::errc::unknown_topic_id: return error::unknown_topic_id;
@@ -210,9 +227,10 @@ net::awaitable<net::response> handle_create_topics(shard_ctx& sh, request_contex
                            "A manual partition assignment was specified, but numPartitions was not set to -1."};
                 } else {
                     std::set<int32_t> indexes;
+                    int32_t want_rf = -1;
                     for (const auto& a : t.assignments) {
                         indexes.insert(a.partition_index);
-                        if (auto m = check_assignment(a.broker_ids, node)) {
+                        if (auto m = check_assignment(a.partition_index, a.broker_ids, *sh.image, want_rf)) {
                             err = {error::invalid_replica_assignment, *m};
                             break;
                         }
@@ -234,7 +252,8 @@ net::awaitable<net::response> handle_create_topics(shard_ctx& sh, request_contex
             }
             const int32_t eff_rf = rf == -1 ? cfg.default_replication_factor : rf;
             const size_t live = sh.image->live_brokers().size();
-            if (!err && static_cast<size_t>(eff_rf) > std::max<size_t>(live, 1)) {
+            // A manual assignment names its brokers (registered, maybe down).
+            if (!err && t.assignments.empty() && static_cast<size_t>(eff_rf) > std::max<size_t>(live, 1)) {
                 err = {error::invalid_replication_factor,
                        fmt::format("Unable to replicate the partition {} time(s): The target replication factor of {} "
                                    "cannot be reached because only {} broker(s) are registered or some brokers have "
@@ -272,10 +291,18 @@ net::awaitable<net::response> handle_create_topics(shard_ctx& sh, request_contex
             } else {
                 r.num_partitions = eff_partitions;
                 r.replication_factor = static_cast<int16_t>(eff_rf);
-                specs.push_back(cluster::topic_spec{.name = t.name,
-                                                    .partitions = eff_partitions,
-                                                    .replication_factor = static_cast<int16_t>(eff_rf),
-                                                    .configs = {configs.begin(), configs.end()}});
+                cluster::topic_spec spec{.name = t.name,
+                                         .partitions = eff_partitions,
+                                         .replication_factor = static_cast<int16_t>(eff_rf),
+                                         .configs = {configs.begin(), configs.end()},
+                                         .assignment = {}};
+                if (!t.assignments.empty()) {
+                    spec.assignment.resize(t.assignments.size());
+                    for (const auto& a : t.assignments) {
+                        spec.assignment[static_cast<size_t>(a.partition_index)] = a.broker_ids;
+                    }
+                }
+                specs.push_back(std::move(spec));
                 spec_at.push_back(resp.topics.size());
             }
         }
@@ -406,7 +433,6 @@ net::awaitable<net::response> handle_create_partitions(shard_ctx& sh, request_co
                                                        net::request_order&) {
     auto req = decode_request<gen::create_partitions_request>(body, ctx.version);
     if (!req) co_return undecodable(ctx, req.error());
-    const int32_t node = sh.owner.config().node_id;
     std::map<std::string, int> seen;
     for (const auto& t : req->topics) ++seen[t.name];
     gen::create_partitions_response resp;
@@ -445,9 +471,12 @@ net::awaitable<net::response> handle_create_partitions(shard_ctx& sh, request_co
                         "specified.",
                         t.count - current, t.assignments->size());
                 }
+                // The new partitions have the replication factor of the first.
+                int32_t want_rf = static_cast<int32_t>(info->partitions.front().replicas.size());
+                int32_t index = current;
                 for (const auto& a : *t.assignments) {
                     if (r.error_code) break;
-                    if (auto m = check_assignment(a.broker_ids, node)) {
+                    if (auto m = check_assignment(index++, a.broker_ids, *sh.image, want_rf)) {
                         r.error_code = error::invalid_replica_assignment;
                         r.error_message = *m;
                     }
@@ -457,8 +486,13 @@ net::awaitable<net::response> handle_create_partitions(shard_ctx& sh, request_co
                 const std::string name = t.name;
                 const int32_t count = t.count;
                 const bool validate = req->validate_only;
-                auto op = run_controller_op(sh, [name, count, validate](cluster::controller& c, controller_done done) {
-                    c.create_partitions(name, count, std::move(done), validate);
+                std::vector<std::vector<int32_t>> assignment;
+                if (t.assignments) {
+                    for (const auto& a : *t.assignments) assignment.push_back(a.broker_ids);
+                }
+                auto op = run_controller_op(sh, [name, count, validate, assignment = std::move(assignment)](
+                                                    cluster::controller& c, controller_done done) mutable {
+                    c.create_partitions(name, count, std::move(done), validate, std::move(assignment));
                 });
                 auto err = co_await std::move(op);
                 if (err) {

@@ -33,7 +33,7 @@ import sys
 import tempfile
 import time
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from harness import (ROOT, Failure, Node, check, cluster_view, free_ports, log, produce, read_all,
@@ -47,7 +47,19 @@ def commit_offsets(bootstrap, topic, partitions, base):
     """Commits offsets base+i+p for every group i and partition p."""
     for i, g in enumerate(GROUPS):
         c = Consumer({"bootstrap.servers": bootstrap, "group.id": g, "enable.auto.commit": False})
-        c.commit(offsets=[TopicPartition(topic, p, base + i + p) for p in range(partitions)], asynchronous=False)
+        # As an application does: a retriable error (the coordinator moving to
+        # the preferred leader of its new __consumer_offsets partition) is retried.
+        for attempt in range(20):
+            try:
+                c.commit(offsets=[TopicPartition(topic, p, base + i + p) for p in range(partitions)],
+                         asynchronous=False)
+                break
+            except KafkaException as e:
+                moving = (KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+                          KafkaError.COORDINATOR_NOT_AVAILABLE)
+                if attempt == 19 or e.args[0].code() not in moving:
+                    raise
+                time.sleep(0.2)
         c.close()
 
 
@@ -120,6 +132,26 @@ def main():
             raise
         except Exception as e:
             check("INVALID_REPLICATION_FACTOR" in str(e), f"rf {n + 1}: {e}")
+
+        # ---- manual assignment (kafka-topics --replica-assignment): the
+        # replicas asked for, the first leading; Kafka's refusals.
+        manual = {0: [2, 3], 1: [3, 1], 2: [1, 2]} if n >= 3 else {0: [1]}
+        admin.create_topics([NewTopic("placed", num_partitions=len(manual), replica_assignment=[manual[p] for p in sorted(manual)])])[
+            "placed"].result(30)
+        view = wait_for("'placed' led by its first replicas", lambda: (lambda v: v if v["topics"].get("placed") == {
+            p: r[0] for p, r in manual.items()} else None)(cluster_view(nodes[0])), timeout=60)
+        check(view["replicas"]["placed"] == manual, f"replicas {view['replicas']['placed']}, asked for {manual}")
+        for bad, why in [([[1, 9]], "includes broker 9, but no such broker is registered"),
+                         ([[1, 1]], "includes the broker 1 more than once"),
+                         ([[1], [1, 2]], "includes a partition with 2 replica(s), but this is not consistent")]:
+            try:
+                admin.create_topics([NewTopic("misplaced", num_partitions=len(bad), replica_assignment=bad)])["misplaced"].result(30)
+                raise Failure(f"assignment {bad} was accepted")
+            except Failure:
+                raise
+            except Exception as e:
+                check("INVALID_REPLICA_ASSIGNMENT" in str(e) and why in str(e), f"assignment {bad}: {e}")
+        log(f"assignment: 'placed' has the replicas asked for, {manual}; three bad assignments refused as Kafka does")
 
         # ---- replicated: every partition a Raft group over all the nodes
         t_rep = time.monotonic()
