@@ -92,6 +92,8 @@ cluster_tests() {
   # DeleteRecords and retention on a replicated partition; a follower
   # behind the leader's log start catches up from a snapshot.
   "$venv/bin/python" tests/cluster/log_start_test.py || return 1
+  # ElectLeaders through Kafka's kafka-leader-election and the AdminClient.
+  "$venv/bin/python" tests/cluster/election_test.py || return 1
   # Producer state, a KIP-848 group and producer ids across kill -9 of the
   # controller (Kafka's error codes from ../shared's errors.tsv).
   FJORD_KAFKA_PROTOCOL="$shared" "$venv/bin/python" tests/cluster/failover_state_test.py

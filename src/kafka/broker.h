@@ -162,6 +162,12 @@ public:
     // The cluster id (fixed at start).
     const std::string& cluster_id() const { return cluster_id_; }
 
+    // ElectLeaders (PREFERRED): asks node `leader`, here or elsewhere, to hand
+    // each partition to its preferred replica (any shard). One Kafka error
+    // code per partition, in order (elect_leaders.cc).
+    using partition_ref = std::pair<protocol::uuid, int32_t>;
+    net::awaitable<std::vector<int16_t>> elect_preferred(int32_t leader, std::vector<partition_ref> parts);
+
     // Creates topics through the active controller, here or elsewhere (any
     // shard); resolves once the new topics are in the calling shard's image.
     net::awaitable<std::vector<cluster::topic_outcome>> create_topics(std::vector<cluster::topic_spec> specs);
@@ -217,6 +223,8 @@ private:
     static net::awaitable<result<size_t, cluster::errc>> write_reports(
         broker* self, std::vector<cluster::partition_leader_record> reports);
     static net::awaitable<std::vector<uint8_t>> serve_partition_leaders(broker* self, int32_t from, shared_bytes body);
+    static net::awaitable<std::vector<int16_t>> elect_preferred_here(broker* self, std::vector<partition_ref> parts);
+    static net::awaitable<std::vector<uint8_t>> serve_elect_preferred(broker* self, int32_t from, shared_bytes body);
     static net::awaitable<result<int64_t, cluster::errc>> allocate_producer_ids_here(broker* self, int32_t node);
     static net::awaitable<result<int64_t, cluster::errc>> allocate_producer_ids(broker* self);
     void publish(const std::shared_ptr<const cluster::metadata_image>& img);

@@ -84,6 +84,7 @@ api_handler find_handler(int16_t api_key) {
         case 33: return handle_alter_configs;
         case 35: return handle_describe_log_dirs;
         case 37: return handle_create_partitions;
+        case 43: return handle_elect_leaders;
         case 44: return handle_incremental_alter_configs;
         case 61: return handle_describe_producers;
         case 74: return handle_list_config_resources;

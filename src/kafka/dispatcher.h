@@ -54,6 +54,7 @@ net::awaitable<net::response> handle_describe_quorum(shard_ctx&, request_context
 FJORD_HANDLER(handle_create_topics)
 FJORD_HANDLER(handle_delete_topics)
 FJORD_HANDLER(handle_create_partitions)
+FJORD_HANDLER(handle_elect_leaders)
 FJORD_HANDLER(handle_describe_topic_partitions)
 FJORD_HANDLER(handle_delete_records)
 FJORD_HANDLER(handle_describe_log_dirs)

@@ -20,6 +20,7 @@
 #include "protocol/gen/response_header.h"
 #include "rpc/gen/broker_heartbeat.h"
 #include "rpc/gen/broker_registration.h"
+#include "rpc/gen/elect_preferred.h"
 #include "rpc/gen/forward.h"
 #include "rpc/gen/partition_leaders.h"
 #include "rpc/transport.h"
@@ -126,6 +127,10 @@ result<void, std::string> broker::open_metadata() {
             transport_->on_request(rpc::gen::partition_leaders_request::api_key,
                                    [this](int32_t from, int16_t, shared_bytes body) {
                                        return serve_partition_leaders(this, from, std::move(body));
+                                   });
+            transport_->on_request(rpc::gen::elect_preferred_request::api_key,
+                                   [this](int32_t from, int16_t, shared_bytes body) {
+                                       return serve_elect_preferred(this, from, std::move(body));
                                    });
             transport_->on_request(rpc::gen::forward_request::api_key,
                                    [this](int32_t from, int16_t version, shared_bytes body) {

@@ -41,7 +41,7 @@ TEST(rpc_codec, every_message_round_trips_and_fails_cut_short) {
             }
         }
     }
-    EXPECT_EQ(checked, 18u * 200u);
+    EXPECT_EQ(checked, 20u * 200u);
 }
 
 TEST(rpc_codec, api_keys_are_fjords_own_from_zero) {

@@ -4,6 +4,7 @@
 
 #include "rpc/gen/broker_heartbeat.h"
 #include "rpc/gen/broker_registration.h"
+#include "rpc/gen/elect_preferred.h"
 #include "rpc/gen/forward.h"
 #include "rpc/gen/partition_leaders.h"
 #include "rpc/gen/raft_append.h"

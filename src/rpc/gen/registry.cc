@@ -42,6 +42,8 @@ constexpr message_info messages[] = {
     {"BrokerHeartbeatResponse", message_kind::response, 11, 0, 0, &reencode<broker_heartbeat_response>, &check_decode<broker_heartbeat_response>},
     {"PartitionLeadersRequest", message_kind::request, 12, 0, 0, &reencode<partition_leaders_request>, &check_decode<partition_leaders_request>},
     {"PartitionLeadersResponse", message_kind::response, 12, 0, 0, &reencode<partition_leaders_response>, &check_decode<partition_leaders_response>},
+    {"ElectPreferredRequest", message_kind::request, 13, 0, 0, &reencode<elect_preferred_request>, &check_decode<elect_preferred_request>},
+    {"ElectPreferredResponse", message_kind::response, 13, 0, 0, &reencode<elect_preferred_response>, &check_decode<elect_preferred_response>},
     {"RpcHeader", message_kind::header, -1, 0, 0, &reencode<rpc_header>, &check_decode<rpc_header>},
 };
 
@@ -59,6 +61,7 @@ constexpr api_info apis[] = {
     {10, "BrokerRegistration", 0, 0, -1, -1, 0},
     {11, "BrokerHeartbeat", 0, 0, -1, -1, 0},
     {12, "PartitionLeaders", 0, 0, -1, -1, 0},
+    {13, "ElectPreferred", 0, 0, -1, -1, 0},
 };
 
 }  // namespace

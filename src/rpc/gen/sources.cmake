@@ -2,6 +2,7 @@
 set(FJORD_GEN_SOURCES
     gen/broker_heartbeat.cc
     gen/broker_registration.cc
+    gen/elect_preferred.cc
     gen/forward.cc
     gen/partition_leaders.cc
     gen/raft_append.cc
@@ -18,6 +19,7 @@ set(FJORD_GEN_SOURCES
 set(FJORD_GEN_RANDOM_SOURCES
     gen_random/broker_heartbeat.cc
     gen_random/broker_registration.cc
+    gen_random/elect_preferred.cc
     gen_random/forward.cc
     gen_random/partition_leaders.cc
     gen_random/raft_append.cc

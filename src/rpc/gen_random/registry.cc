@@ -23,6 +23,8 @@ void randomize(broker_heartbeat_request& m, rng& g, int16_t version, int depth);
 void randomize(broker_heartbeat_response& m, rng& g, int16_t version, int depth);
 void randomize(partition_leaders_request& m, rng& g, int16_t version, int depth);
 void randomize(partition_leaders_response& m, rng& g, int16_t version, int depth);
+void randomize(elect_preferred_request& m, rng& g, int16_t version, int depth);
+void randomize(elect_preferred_response& m, rng& g, int16_t version, int depth);
 void randomize(rpc_header& m, rng& g, int16_t version, int depth);
 
 namespace {
@@ -55,6 +57,8 @@ constexpr random_info infos[] = {
     {"BrokerHeartbeatResponse", &random_encoded<broker_heartbeat_response>},
     {"PartitionLeadersRequest", &random_encoded<partition_leaders_request>},
     {"PartitionLeadersResponse", &random_encoded<partition_leaders_response>},
+    {"ElectPreferredRequest", &random_encoded<elect_preferred_request>},
+    {"ElectPreferredResponse", &random_encoded<elect_preferred_response>},
     {"RpcHeader", &random_encoded<rpc_header>},
 };
 
