@@ -646,6 +646,7 @@ net::awaitable<void> broker::clean_shard(broker* self, unsigned shard) {
         if (!p || p->offline()) continue;
         auto plan = p->log().plan_compaction(wall_ms(), p->high_watermark());
         if (!plan) continue;
+        plan->keep_every_batch = p->replica() != nullptr;  // ADR 0005: no holes in a Raft log
         auto outcome = std::make_shared<std::optional<fjord::result<storage::compaction_result, storage::errc>>>();
         auto detail = std::make_shared<std::string>();
         storage::compactor* cleaner = c.cleaner.get();

@@ -428,7 +428,7 @@ result<compaction_result, errc> compactor::run(const compaction_plan& plan, std:
                 // cleaned segment then ends where its sources did, so a
                 // hole between segments always means lost data (recovery).
                 const bool group_last = si + 1 == g.first_source + g.source_count && pos + b->size() == src.size;
-                if (kept == 0 && !producer_last && !group_last) continue;
+                if (kept == 0 && !producer_last && !group_last && !plan.keep_every_batch) continue;
                 // Rebuild: same base offset, last offset delta, producer
                 // fields; the kept records, recompressed with the batch's codec.
                 const int64_t base_ts =

@@ -108,6 +108,10 @@ struct compaction_plan {
     // Aborted transactions overlapping the segments (their .txnindex
     // entries): their data batches are dropped and never enter the key map.
     std::vector<aborted_txn> aborted;
+    // A batch whose records all go stays as an empty batch (a replicated
+    // partition: its Raft log must stay contiguous, batch by batch, on every
+    // replica, so a follower behind can still replicate across it).
+    bool keep_every_batch = false;
 };
 
 struct compaction_stats {

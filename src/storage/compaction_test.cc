@@ -317,6 +317,35 @@ TEST(compaction, keeps_the_latest_value_per_key_and_offsets) {
     EXPECT_EQ(again.size(), recs.size() + 1);
 }
 
+TEST(compaction, keep_every_batch_leaves_no_hole) {
+    // A replicated partition's log: records go, batches stay (empty if need
+    // be), so the log is contiguous batch by batch for Raft.
+    compaction_fixture f;
+    log& l = *f.l;
+    for (int i = 0; i < 30; ++i) {
+        ASSERT_TRUE(append_v(l, keyed_batch({{"k" + std::to_string(i % 3), "v" + std::to_string(i)}}, 1000 + i),
+                             {.now_ms = i})
+                        .ok());
+    }
+    ASSERT_TRUE(l.sync().ok());
+    compactor c(f.fs, 1 << 20);
+    auto plan = l.plan_compaction(5000, INT64_MAX, true);
+    ASSERT_TRUE(plan.has_value());
+    plan->keep_every_batch = true;
+    std::string detail;
+    auto res = c.run(*plan, detail);
+    ASSERT_TRUE(res.ok()) << detail;
+    auto st = l.install_compaction(*plan, res.value());
+    ASSERT_TRUE(st.ok());
+    EXPECT_GT(st->records_dropped, 0u);
+    std::vector<served_record> recs;
+    std::vector<served_batch> batches;
+    read_everything(l, recs, batches);
+    ASSERT_EQ(batches.size(), 30u);
+    for (size_t i = 0; i < batches.size(); ++i) EXPECT_EQ(batches[i].base, static_cast<int64_t>(i));
+    EXPECT_LT(recs.size(), 30u);
+}
+
 TEST(compaction, producer_last_batch_kept_empty_and_codecs_preserved) {
     compaction_fixture f;
     log& l = *f.l;
