@@ -296,6 +296,7 @@ class Writer(threading.Thread):
         self.acked, self.failed = [], []
         self.sent = 0
         self.sent_at = {}
+        self.acked_at = {}  # value: when its acknowledgement came
         self.fatal = None  # the client's fatal error (an idempotence violation, say): it stops writing
         self.stopping = threading.Event()
 
@@ -304,6 +305,7 @@ class Writer(threading.Thread):
             self.failed.append(str(err))
         else:
             self.acked.append((msg.partition(), msg.offset(), msg.value().decode()))
+            self.acked_at[self.acked[-1][2]] = time.monotonic()
 
     def write(self, count, partition=None):
         for _ in range(count):
@@ -319,18 +321,34 @@ class Writer(threading.Thread):
                     else:
                         self.p.produce(self.topic, partition=partition, value=value.encode(), on_delivery=self._cb)
                     break
-                except BufferError:
-                    self.p.poll(0.05)
+                except BufferError:  # the client's queue is full: let it drain
+                    if not self._poll(0.05):
+                        return
                 except KafkaException as e:
                     self.fatal = str(e)
                     return
-            self.p.poll(0)
+            if not self._poll(0):
+                return
+
+    def _poll(self, timeout):
+        """Serves delivery callbacks; False once the client failed for good
+        (its fatal error comes as a KafkaException, or as a SystemError out
+        of a callback that it interrupted)."""
+        try:
+            self.p.poll(timeout)
+            return True
+        except (KafkaException, SystemError) as e:
+            self.fatal = self.fatal or str(e)
+            return False
 
     def run(self):
         while not self.stopping.is_set() and not self.fatal:
             self.write(20)
             time.sleep(0.01)
-        self.p.flush(60)
+        try:
+            self.p.flush(60)
+        except (KafkaException, SystemError) as e:
+            self.fatal = self.fatal or str(e)
 
     def finish(self):
         if self.ident is None:  # written to by hand, never started
