@@ -3,8 +3,10 @@ each in a network namespace of its own), the cluster's view through a real
 client (confluent-kafka, librdkafka), the producing and reading of records,
 and the checker that judges a history of faults."""
 
+import logging
 import os
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -133,8 +135,45 @@ def cluster_view(node):
             "replicas": {n: {p: list(t.partitions[p].replicas) for p in t.partitions} for n, t in md.topics.items()}}
 
 
+class _Lines(logging.Handler):
+    def __init__(self):
+        super().__init__()
+        self.lines = []
+
+    def emit(self, record):
+        self.lines.append(record.getMessage())
+
+
+def leader_epochs(node, topic):
+    """{partition: (leader, leader epoch)} in node's Metadata answer. The
+    Python client shows no leader epoch: librdkafka's metadata debug lines do."""
+    logger = logging.getLogger(f"fjord-metadata-{id(node)}-{time.monotonic()}")
+    lines = _Lines()
+    logger.addHandler(lines)
+    logger.propagate = False
+    logger.setLevel(logging.DEBUG)
+    a = AdminClient({"bootstrap.servers": node.bootstrap, "debug": "metadata", "logger": logger})
+    a.list_topics(topic, timeout=5)
+    a.poll(0)
+    out = {}
+    for line in lines.lines:
+        m = re.search(rf"Topic {re.escape(topic)} \[(\d+)\] Leader (-?\d+) Epoch (-?\d+)", line)
+        if m:
+            out[int(m.group(1))] = (int(m.group(2)), int(m.group(3)))
+    return out
+
+
+def elected(node, topic, leaders):
+    """Every leader in leaders was elected and reported its term: a topic's
+    first metadata names each partition's preferred replica in epoch 0,
+    before any election (a victim chosen then may lead nothing)."""
+    epochs = leader_epochs(node, topic)
+    return all(epochs.get(p, (None, 0))[0] == l and epochs[p][1] >= 1 for p, l in leaders.items())
+
+
 def replicated_ready(nodes, topic, replicas):
-    """Every node names a live leader for every partition, all replicas in sync."""
+    """Every node names the same elected live leader for every partition,
+    all replicas in sync."""
     views = [cluster_view(x) for x in nodes]
     first = views[0]["topics"].get(topic)
     if not first:
@@ -144,7 +183,7 @@ def replicated_ready(nodes, topic, replicas):
             return None
         if any(isr != replicas for isr in v["isr"][topic].values()):
             return None
-    return first
+    return first if elected(nodes[0], topic, first) else None
 
 
 def produce(bootstrap, topic, n, tag):
@@ -197,8 +236,9 @@ def same_records(acked, seen):
 
 
 def in_sync(nodes, topic):
-    """Every node names the same live leader for every partition of topic,
-    and every partition's replicas are all in sync (any replication factor)."""
+    """Every node names the same elected live leader for every partition of
+    topic, and every partition's replicas are all in sync (any replication
+    factor)."""
     views = [cluster_view(x) for x in nodes]
     first = views[0]["topics"].get(topic)
     if not first or any(l < 0 for l in first.values()):
@@ -208,7 +248,7 @@ def in_sync(nodes, topic):
             return None
         if any(v["isr"][topic][p] != sorted(v["replicas"][topic][p]) for p in first):
             return None
-    return first
+    return first if elected(nodes[0], topic, first) else None
 
 
 # ---- a cluster under faults: writers, a reader, the final log, the checker
@@ -287,8 +327,9 @@ class Writer(threading.Thread):
     make_producer, when given, builds the Producer from its config (in
     another network namespace, say)."""
 
-    def __init__(self, bootstrap, topic, name, timeout_ms=20000, make_producer=None):
+    def __init__(self, bootstrap, topic, name, timeout_ms=20000, make_producer=None, per_round=20):
         super().__init__(daemon=True)
+        self.per_round = per_round  # records handed over every 10 ms
         conf = {"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True,
                 "linger.ms": 2, "message.timeout.ms": timeout_ms, "retry.backoff.ms": 50}
         self.p = (make_producer or Producer)(conf)
@@ -343,7 +384,7 @@ class Writer(threading.Thread):
 
     def run(self):
         while not self.stopping.is_set() and not self.fatal:
-            self.write(20)
+            self.write(self.per_round)
             time.sleep(0.01)
         try:
             self.p.flush(60)

@@ -74,12 +74,15 @@ import time
 
 from confluent_kafka import Producer
 
-from harness import (ROOT, Cluster, Failure, Reader, Writer, check, checker, cluster_view, final_log, in_sync, log,
-                     wait_for)
+from harness import (ROOT, Cluster, Failure, Reader, Writer, check, checker, cluster_view, final_log, in_sync,
+                     leader_epochs, log, wait_for)
 
 PREFIX = "fjnt"
 CLIENT = "c1"  # on the minority side of a cut
 MAJORITY_CLIENT = "c2"  # on the majority side
+# Records each writer hands over every 10 ms: a few hundred a second, enough
+# to see every fault and little enough to leave the brokers the CPU.
+PER_ROUND = 5
 
 
 def sh(*args, quiet=False):
@@ -266,7 +269,11 @@ class Net:
 
 def netns_cluster(args, net, work, n, extra=None):
     names = [f"n{i}" for i in range(1, n + 1)]
-    cl = Cluster(args.binary, work, extra, n=n, hosts=[net.host(x) for x in names],
+    # A stopped follower leaves the ISR after 2 s (the rolling restart waits
+    # for that before each restart).
+    conf = {"replica.lag.time.max.ms": "2000"}
+    conf.update(extra or {})
+    cl = Cluster(args.binary, work, conf, n=n, hosts=[net.host(x) for x in names],
                  netns=[net.ns(x) for x in names])
     cl.names = {x.id: names[i] for i, x in enumerate(cl.nodes)}
     return cl
@@ -324,9 +331,10 @@ class Partition:
         def client_in(ns):
             return lambda conf: in_netns(net.ns(ns), lambda: Producer(conf))
 
-        # Its records time out after 5 s: the old leader steps down (check
-        # quorum) well before, and a broken one acknowledges at once.
-        self.minority = Writer(old.bootstrap, topic, f"minority{number}", timeout_ms=5000,
+        # Its records time out after 4 s: the old leader steps down (check
+        # quorum, one election timeout) well before, and a broken one
+        # acknowledges at once.
+        self.minority = Writer(old.bootstrap, topic, f"minority{number}", timeout_ms=4000,
                                make_producer=client_in(CLIENT))
         self.minority.write(5, partition=p)
         check(self.minority.p.flush(30) == 0 and len(self.minority.acked) == 5,
@@ -334,9 +342,12 @@ class Partition:
         self.before = len(self.minority.acked)
         self.last_before = self.minority.acked[-1][2]
         # The judge takes the epoch of that record for the old leader's: every
-        # node must still name it leader (no leadership transfer under way).
+        # node must still name it leader, elected in that epoch (checked then).
         check(all(cluster_view(x)["topics"][topic][p] == old.id for x in cl.nodes),
               f"the leader of partition {p} moved before the cut: {[cluster_view(x)['topics'][topic] for x in cl.nodes]}")
+        leader, self.old_epoch_named = leader_epochs(old, topic)[p]
+        check(leader == old.id and self.old_epoch_named >= 1,
+              f"node {old.id} names leader {leader} in epoch {self.old_epoch_named} for partition {p}")
         net.cut([cl.names[old.id], CLIENT], [cl.names[x.id] for x in majority] + [MAJORITY_CLIENT])
         # After the rules are in: a record handed to a client from now on can
         # reach the other nodes only through a new leader.
@@ -353,7 +364,7 @@ class Partition:
         # requests or connection attempts (librdkafka's timeouts), which says
         # nothing of the cluster.
         self.majority = Writer(",".join(x.bootstrap for x in majority), topic, f"majority{number}",
-                               make_producer=client_in(MAJORITY_CLIENT))
+                               make_producer=client_in(MAJORITY_CLIENT), per_round=PER_ROUND)
         self.majority.start()
         failed0 = sum(len(w.failed) for w in self.writers)
         self.minority.write(10, partition=p)
@@ -421,6 +432,9 @@ class Partition:
         if old_epoch is None:
             problems.append(f"the old leader's last record before the cut ({self.last_before}) is gone")
             return problems
+        if old_epoch != self.old_epoch_named:
+            problems.append(f"the last record before the cut ({self.last_before}) is in leader epoch {old_epoch}, "
+                            f"but the metadata named node {self.old.id} leader in epoch {self.old_epoch_named}")
         for p, o, v in self.minority.acked[self.before:]:
             problems.append(f"acknowledged by the isolated old leader (node {self.old.id}) after the cut: {v} at "
                             f"{p}/{o}, now {'in epoch ' + str(epoch[v][2]) if v in epoch else 'lost'}")
@@ -505,7 +519,7 @@ def three_nodes(args, net, work):
     try:
         leaders = cl.start(topic)
         log(f"three: cluster up in namespaces, leaders {leaders}")
-        writers = [Writer(cl.bootstrap, topic, f"w{i}") for i in range(2)]
+        writers = [Writer(cl.bootstrap, topic, f"w{i}", per_round=PER_ROUND) for i in range(2)]
         reader = Reader(cl.bootstrap, topic)
         for t in writers + [reader]:
             t.start()
@@ -538,7 +552,7 @@ def five_nodes(args, net, work):
     try:
         leaders = cl.start(topic, partitions=5, replication_factor=3)
         log(f"five: 5 nodes up, RF 3, leaders {leaders}")
-        writers = [Writer(cl.bootstrap, topic, f"f{i}") for i in range(2)]
+        writers = [Writer(cl.bootstrap, topic, f"f{i}", per_round=PER_ROUND) for i in range(2)]
         reader = Reader(cl.bootstrap, topic, partitions=5)
         for t in writers + [reader]:
             t.start()
@@ -571,7 +585,7 @@ def negative(args, net, work):
     topic = "control"
     try:
         cl.start(topic)
-        writers = [Writer(cl.bootstrap, topic, "w0")]
+        writers = [Writer(cl.bootstrap, topic, "w0", per_round=PER_ROUND)]
         reader = Reader(cl.bootstrap, topic)
         for t in writers + [reader]:
             t.start()
@@ -620,7 +634,7 @@ def main():
     ap.add_argument("--root-deadline", type=float, default=0,
                     help="also require the root namespace's writers (reaching both sides of a cut) to be "
                          "acknowledged by the new leader within this many seconds (0: only logged)")
-    ap.add_argument("--netem-seconds", type=float, default=5)
+    ap.add_argument("--netem-seconds", type=float, default=4)
     ap.add_argument("--rolling-rounds", type=int, default=1)
     ap.add_argument("--kills", type=int, default=1, help="leader kills on the 5-node cluster")
     ap.add_argument("--impair", choices=("auto", "netem", "nfqueue"), default="auto")
