@@ -102,11 +102,18 @@ def ours(pid):
 
 
 def clean_stale():
-    """Deletes the namespaces and root links of runs that are gone."""
+    """Deletes the namespaces and root links of runs that are gone, and ends
+    the processes left in those namespaces (nodes of a run killed itself)."""
     gone = set()
     for line in sh("ip", "netns", "list", quiet=True).stdout.splitlines():
         m = re.match(rf"({PREFIX}(\d+)-\S+)", line)
         if m and not ours(int(m.group(2))):
+            for pid in sh("ip", "netns", "pids", m.group(1), quiet=True).stdout.split():
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                    gone.add(f"process {pid}")
+                except (ProcessLookupError, ValueError):
+                    pass
             sh("ip", "netns", "del", m.group(1), quiet=True)
             gone.add(m.group(1))
     for line in sh("ip", "-o", "link", "show", quiet=True).stdout.splitlines():
