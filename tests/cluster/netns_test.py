@@ -78,6 +78,7 @@ from harness import (ROOT, Cluster, Failure, Reader, Writer, check, checker, clu
                      leader_epochs, log, wait_for)
 
 PREFIX = "fjnt"
+UPLINK = "uplink"  # the hub's link to the root namespace
 CLIENT = "c1"  # on the minority side of a cut
 MAJORITY_CLIENT = "c2"  # on the majority side
 # Records each writer hands over every 10 ms: a few hundred a second, enough
@@ -195,11 +196,11 @@ class Net:
         self.made.append(hub)
         sh("ip", "-n", hub, "link", "set", "lo", "up")
         self.hub("sysctl", "-qw", "net.ipv4.ip_forward=1")
-        sh("ip", "link", "add", self.tag, "type", "veth", "peer", "name", "root", "netns", hub)
+        sh("ip", "link", "add", self.tag, "type", "veth", "peer", "name", UPLINK, "netns", hub)
         sh("ip", "addr", "add", f"10.{self.octet}.0.1/24", "dev", self.tag)
         sh("ip", "link", "set", self.tag, "up")
-        sh("ip", "-n", hub, "addr", "add", f"10.{self.octet}.0.2/24", "dev", "root")
-        sh("ip", "-n", hub, "link", "set", "root", "up")
+        sh("ip", "-n", hub, "addr", "add", f"10.{self.octet}.0.2/24", "dev", UPLINK)
+        sh("ip", "-n", hub, "link", "set", UPLINK, "up")
         sh("ip", "route", "add", f"10.{self.octet}.0.0/16", "via", f"10.{self.octet}.0.2")
         for name in self.names:
             ns = self.ns(name)
@@ -247,7 +248,7 @@ class Net:
 
     def impair(self, delay_ms, jitter_ms, loss_pct):
         if self.impair_mode == "netem":
-            for name in ["root"] + self.names:
+            for name in [UPLINK] + self.names:
                 self.hub("tc", "qdisc", "add", "dev", name, "root", "netem", "delay", f"{delay_ms}ms",
                          f"{jitter_ms}ms", "loss", f"{loss_pct}%")
             return
@@ -262,7 +263,7 @@ class Net:
     def unimpair(self):
         """Ends delay and loss; returns netem_queue.py's counts line, if it ran."""
         if self.impair_mode == "netem" and self.octet is not None and self.made:
-            for name in ["root"] + self.names:
+            for name in [UPLINK] + self.names:
                 self.hub("tc", "qdisc", "del", "dev", name, "root", quiet=True)
         if self.made:
             self.hub("iptables", "-F", "FJIMPAIR", quiet=True)
