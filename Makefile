@@ -1,5 +1,5 @@
 # The two commands: `make run` and `make test`. Everything else is a helper.
-.PHONY: run test build deps format format-check codegen bench bench-compare fuzz sim clean cluster faults
+.PHONY: run test build deps format format-check codegen bench bench-compare fuzz sim clean cluster faults netns-faults
 
 BUILD ?= build
 
@@ -29,6 +29,23 @@ KILLS ?= 200
 faults: build
 	@tests/integration/install.sh confluent-pypi >/dev/null
 	@$${FJORD_CACHE:-$$HOME/.cache/fjord}/it-venv/bin/python tests/cluster/faults_test.py --kills $(KILLS)
+
+# The network fault suite's long mode (tests/cluster/netns_test.py, root):
+# CUTS partitions (the active controller on every other one), NETEM_SECONDS of
+# delay and loss, ROLLING rolling restarts, NETNS_KILLS leader kills on 5 nodes,
+# the negative control. ROOT_DEADLINE=S also requires writers that reach both
+# sides of a cut to be acknowledged by the new leader within S s: a known issue
+# (an isolated node names itself leader in Metadata but refuses Produce) fails
+# it now and then; ROOT_DEADLINE=0 leaves that check out.
+CUTS ?= 20
+NETEM_SECONDS ?= 60
+ROLLING ?= 3
+NETNS_KILLS ?= 20
+ROOT_DEADLINE ?= 10
+netns-faults: build
+	@tests/integration/install.sh confluent-pypi >/dev/null
+	@$${FJORD_CACHE:-$$HOME/.cache/fjord}/it-venv/bin/python tests/cluster/netns_test.py --cuts $(CUTS) \
+		--netem-seconds $(NETEM_SECONDS) --rolling-rounds $(ROLLING) --kills $(NETNS_KILLS) --root-deadline $(ROOT_DEADLINE)
 
 # Regenerate the protocol code from ../shared/kafka-protocol and the RPC code
 # from src/rpc/messages.

@@ -15,6 +15,8 @@ packages=(
   # clients and reference broker
   librdkafka-dev kcat python3 python3-venv openjdk-17-jdk-headless maven
   curl netcat-openbsd procps
+  # network namespaces, links and faults for tests/cluster/netns_test.py
+  iproute2 iptables
 )
 
 missing=()

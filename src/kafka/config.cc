@@ -51,6 +51,7 @@ constexpr std::string_view broker_keys[] = {
     "broker.rack",
     "broker.heartbeat.interval.ms",
     "broker.session.timeout.ms",
+    "replica.lag.time.max.ms",
     "inter.broker.listener.name",
     "broker.id",
     "listeners",

@@ -94,6 +94,15 @@ TEST(config, bad_values_are_reported_with_their_key) {
     EXPECT_EQ(unknown->warnings.size(), 1u);
 }
 
+// Every broker key Fjord reads is known: no "unknown config ... ignored"
+// warning for a setting that is in fact applied.
+TEST(config, replica_lag_time_max_ms_is_read_without_a_warning) {
+    auto c = make_broker_config({{"replica.lag.time.max.ms", "2000"}});
+    ASSERT_TRUE(c.ok()) << c.error();
+    EXPECT_EQ(c->replica_lag_time_max_ms, 2000);
+    EXPECT_TRUE(c->warnings.empty()) << c->warnings.front();
+}
+
 }  // namespace
 }  // namespace fjord::kafka
 

@@ -162,8 +162,16 @@ net::awaitable<net::response> handle_find_coordinator(shard_ctx& sh, request_con
         if (ready && offsets && !offsets->partitions.empty()) {
             const auto part =
                 static_cast<size_t>(group_partition(key, static_cast<int32_t>(offsets->partitions.size())));
-            leader = offsets->partitions[part].leader;
-            if (leader >= 0) ep = sh.owner.endpoint_of(*img, leader, ctx.conn.listener);
+            const auto& info = offsets->partitions[part];
+            leader = info.leader;
+            // A replicated partition's first metadata names its preferred
+            // replica in epoch 0, before any election: that node cannot
+            // write the group's records yet, and a commit sent there fails
+            // with NOT_COORDINATOR, which librdkafka does not retry. Until a
+            // leader is elected (and reported) the coordinator is not
+            // available, which clients retry.
+            const bool elected = info.replicas.size() <= 1 || info.leader_epoch > 0;
+            if (leader >= 0 && elected) ep = sh.owner.endpoint_of(*img, leader, ctx.conn.listener);
         }
         if (ep) {
             c.node_id = leader;

@@ -1,15 +1,17 @@
 // Helpers of the broker's node-to-node calls (quorum.cc, replication.cc):
-// RPC message bodies to and from bytes, and a value a coroutine waits for
-// from a callback.
+// RPC message bodies to and from bytes, a value a coroutine waits for from a
+// callback, and how long a call to the active controller may wait.
 //
 // Threading: a waiter belongs to the shard of the executor it was made with.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <vector>
 
 #include "base/bytes.h"
+#include "kafka/config.h"
 #include "net/event.h"
 #include "protocol/wire.h"
 
@@ -40,5 +42,12 @@ struct waiter {
     net::event ev;
     std::optional<T> value;
 };
+
+// A registration, heartbeat or leader report waits at most half a broker
+// session for its answer: later, the session it belongs to may be over and
+// the next attempt (perhaps to a new active controller) is due.
+inline int64_t rpc_session_timeout_ms(const broker_config& c) {
+    return std::max<int64_t>(1, c.broker_session_timeout_ms / 2);
+}
 
 }  // namespace fjord::kafka

@@ -222,6 +222,11 @@ net::awaitable<void> broker::quorum_loop(broker* self) {
 }
 
 // One registration or heartbeat, to the active controller wherever it is.
+// Its call gives up after half a session (rpc_session_timeout_ms): while it
+// waits no other heartbeat is sent, and a controller cut off without its
+// connections closing would hold it for the transport's 30 s, long after
+// the new controller had fenced this broker (itself too, when the new
+// controller is this node).
 net::awaitable<void> broker::lifecycle_step(broker* self) {
     struct flag_reset {
         broker* b;
@@ -248,8 +253,8 @@ net::awaitable<void> broker::lifecycle_step(broker* self) {
             auto r = co_await serve_registration(self, req);
             resp = std::move(r);
         } else {
-            auto call =
-                self->transport_->call(leader, rpc::gen::broker_registration_request::api_key, 0, encode_body(req, 0));
+            auto call = self->transport_->call(leader, rpc::gen::broker_registration_request::api_key, 0,
+                                               encode_body(req, 0), rpc_session_timeout_ms(self->cfg_));
             auto r = co_await std::move(call);
             if (r) resp = decode_body<rpc::gen::broker_registration_response>(*r, 0);
         }
@@ -266,7 +271,8 @@ net::awaitable<void> broker::lifecycle_step(broker* self) {
         auto r = co_await serve_heartbeat(self, hb);
         resp = std::move(r);
     } else {
-        auto call = self->transport_->call(leader, rpc::gen::broker_heartbeat_request::api_key, 0, encode_body(hb, 0));
+        auto call = self->transport_->call(leader, rpc::gen::broker_heartbeat_request::api_key, 0, encode_body(hb, 0),
+                                           rpc_session_timeout_ms(self->cfg_));
         auto r = co_await std::move(call);
         if (r) resp = decode_body<rpc::gen::broker_heartbeat_response>(*r, 0);
     }

@@ -218,7 +218,10 @@ net::awaitable<void> broker::report_leaders(broker* self, std::vector<cluster::p
                                   .isr = std::move(r.isr),
                                   .unknown_tagged_fields = {}});
     }
-    auto call = self->transport_->call(leader, rpc::gen::partition_leaders_request::api_key, 0, encode_body(req, 0));
+    // Reports go again every round: one stuck on a controller that was cut
+    // off must not hold back the next, to the new one (lifecycle_step).
+    auto call = self->transport_->call(leader, rpc::gen::partition_leaders_request::api_key, 0, encode_body(req, 0),
+                                       rpc_session_timeout_ms(self->cfg_));
     co_await std::move(call);
 }
 

@@ -553,7 +553,8 @@ struct transport::impl : std::enable_shared_from_this<transport::impl> {
     }
 
     static net::awaitable<result<shared_bytes, errc>> call(std::shared_ptr<impl> self, int32_t node, int16_t api_key,
-                                                           int16_t version, std::vector<uint8_t> body) {
+                                                           int16_t version, std::vector<uint8_t> body,
+                                                           int64_t timeout_ms) {
         if (self->stopping) co_return fail(errc::stopped);
         auto it = self->peers.find(node);
         if (it == self->peers.end()) co_return fail(errc::unknown_peer);
@@ -566,7 +567,8 @@ struct transport::impl : std::enable_shared_from_this<transport::impl> {
         out_frame f = finish(w, frame_kind::request, correlation);
         if (f.size - 4 > static_cast<size_t>(self->cfg.max_frame_bytes)) co_return fail(errc::frame_too_large);
         if (p->queued + f.size > self->cfg.max_queue_bytes) co_return fail(errc::queue_full);
-        auto deadline = clock::now() + std::chrono::milliseconds(self->cfg.request_timeout_ms);
+        auto deadline =
+            clock::now() + std::chrono::milliseconds(timeout_ms > 0 ? timeout_ms : self->cfg.request_timeout_ms);
         auto pc = std::make_shared<pending_call>(self->ctx.get_executor(), deadline);
         pc->api_key = api_key;
         p->calls[correlation] = pc;
@@ -788,8 +790,8 @@ void transport::on_raft(std::function<void(raft::envelope)> fn) {
 }
 
 net::awaitable<result<shared_bytes, errc>> transport::call(int32_t node, int16_t api_key, int16_t version,
-                                                           std::vector<uint8_t> body) {
-    return impl::call(impl_, node, api_key, version, std::move(body));
+                                                           std::vector<uint8_t> body, int64_t timeout_ms) {
+    return impl::call(impl_, node, api_key, version, std::move(body), timeout_ms);
 }
 
 void transport::on_request(int16_t api_key, request_handler fn) {

@@ -11,7 +11,7 @@
 // connection; correlation ids match them to calls. A call fails with
 // `disconnected` when the connection that carried it closes (or when the peer
 // cannot be reached while it waits to be sent), with `timeout` after
-// request_timeout_ms.
+// request_timeout_ms (or the call's own timeout).
 //
 // Inbound: inbound(shard) is the net::frame_handler of a net::server bound on
 // the node's controller listener; it may run on any shard and hands every
@@ -134,8 +134,12 @@ public:
     void on_raft(std::function<void(raft::envelope)> fn);
 
     // Request/response: the response body (a view of the received frame).
+    // timeout_ms > 0 replaces request_timeout_ms for this call: a caller
+    // whose answer is useless after a while (a broker heartbeat, once the
+    // session it keeps alive is over) says so, rather than waiting 30 s on a
+    // peer that was cut off without its connection closing.
     net::awaitable<result<shared_bytes, errc>> call(int32_t node, int16_t api_key, int16_t version,
-                                                    std::vector<uint8_t> body);
+                                                    std::vector<uint8_t> body, int64_t timeout_ms = 0);
     void on_request(int16_t api_key, request_handler fn);
 
     // The handler for a net::server on the controller listener; any shard.

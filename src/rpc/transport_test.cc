@@ -447,6 +447,26 @@ TEST(transport, a_call_times_out_and_its_late_answer_is_ignored) {
     EXPECT_EQ(st.connects, 1u);
 }
 
+// A call's own timeout overrides request_timeout_ms (a heartbeat to a
+// controller cut off without its connection closing gives up in time).
+TEST(transport, a_call_with_its_own_timeout_gives_up_then) {
+    transport_config cfg;
+    cfg.request_timeout_ms = 20000;
+    three_nodes c(cfg);
+    on(c[1].ctx, [&c] { c[1].t->on_request(gen::forward_request::api_key, &slow_answer); });
+    auto start = std::chrono::steady_clock::now();
+    auto r = wait_for(c[0].ctx, c[0].t->call(1, gen::forward_request::api_key, 0, {1, 2, 3}, 100));
+    auto took = std::chrono::steady_clock::now() - start;
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error(), errc::timeout);
+    EXPECT_GE(took, 90ms);
+    EXPECT_LT(took, 450ms);  // not the 500 ms answer, nor the 20 s default
+    // Without one, the same call waits for the slow answer.
+    auto slow = wait_for(c[0].ctx, c[0].t->call(1, gen::forward_request::api_key, 0, {4, 5}));
+    ASSERT_TRUE(slow.ok()) << describe(slow.error());
+    EXPECT_EQ(c[0].stats().calls_timed_out, 1u);
+}
+
 // A peer that reads one request and hangs up without answering.
 struct hang_up_peer {
     hang_up_peer() : acceptor(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)) {

@@ -23,8 +23,7 @@ import tempfile
 from confluent_kafka import ElectionType, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from faults_test import Cluster
-from harness import ROOT, Failure, check, cluster_view, log, replicated_ready, wait_for
+from harness import ROOT, Cluster, Failure, check, cluster_view, log, replicated_ready, wait_for
 
 TOPIC = "elect"
 KREF = os.path.join(ROOT, "tests/kafka_ref/kafka-ref")

@@ -254,7 +254,7 @@ def resend_checks(port, rp, what):
 def log_checks(rp, records):
     """Every acknowledged record of the raw producer once, in sequence order."""
     problems = []
-    values = [v for _o, v in records]
+    values = [v for _o, v, *_ in records]
     expected = [v.decode() for _s, _b, vs, _base in rp.batches for v in vs]
     for v in expected:
         if values.count(v) != 1:
@@ -262,7 +262,7 @@ def log_checks(rp, records):
     seqs = [int(v.split("-")[1]) for v in values if v.startswith("idem-")]
     if seqs != sorted(seqs):
         problems.append(f"records out of sequence order: {seqs}")
-    at = {v: o for o, v in records}
+    at = {v: o for o, v, *_ in records}
     for seq, _b, vs, base in rp.batches:
         if at.get(vs[0].decode()) != base:
             problems.append(f"seq {seq} acknowledged at {base}, in the log at {at.get(vs[0].decode())}")

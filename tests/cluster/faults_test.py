@@ -37,87 +37,12 @@ import shutil
 import signal
 import sys
 import tempfile
-import threading
 import time
 
-from confluent_kafka import Consumer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
-
-from harness import (ROOT, Failure, Node, Writer, check, checker, cluster_view, final_log, free_ports, log,
-                     replicated_ready, wait_for)
+from harness import (ROOT, Cluster, Failure, Reader, Writer, check, checker, final_log, log, replicated_ready,
+                     wait_for)
 
 PARTITIONS = 3
-
-
-class Cluster:
-    def __init__(self, binary, work, extra=None):
-        ports = free_ports(6)
-        voters = ",".join(f"{i + 1}@127.0.0.1:{ports[3 + i]}" for i in range(3))
-        conf = {"broker.session.timeout.ms": "3000", "broker.heartbeat.interval.ms": "500",
-                "controller.quorum.election.timeout.ms": "500", "replica.lag.time.max.ms": "3000"}
-        conf.update(extra or {})
-        self.nodes = [Node(binary, work, i + 1, ports[i], ports[3 + i], voters, conf) for i in range(3)]
-        self.bootstrap = ",".join(x.bootstrap for x in self.nodes)
-
-    def start(self, topic):
-        for x in self.nodes:
-            x.start()
-        wait_for("every node to list every broker",
-                 lambda: all(cluster_view(x)["brokers"] == [1, 2, 3] for x in self.nodes), timeout=60)
-        admin = AdminClient({"bootstrap.servers": self.bootstrap})
-        admin.create_topics([NewTopic(topic, num_partitions=PARTITIONS, replication_factor=3,
-                                      config={"min.insync.replicas": "2"})])[topic].result(30)
-        return wait_for("every partition led, all replicas in sync",
-                        lambda: replicated_ready(self.nodes, topic, [1, 2, 3]), timeout=60)
-
-    def node(self, node_id):
-        return next(x for x in self.nodes if x.id == node_id)
-
-    def live(self):
-        return [x for x in self.nodes if x.alive()]
-
-    def leaders(self, topic, paused=()):
-        for x in self.live():
-            if x in paused:
-                continue
-            try:
-                return cluster_view(x)["topics"][topic]
-            except Exception:  # that node is paused or down: ask another
-                continue
-        raise Failure("no node answers Metadata")
-
-    def stop(self):
-        for x in self.nodes:
-            if x.alive():
-                try:
-                    x.proc.send_signal(signal.SIGCONT)
-                except ProcessLookupError:
-                    pass
-                x.proc.kill()
-                x.proc.wait()
-
-
-class Reader(threading.Thread):
-    """Reads every partition from offset 0 while the faults happen."""
-
-    def __init__(self, bootstrap, topic):
-        super().__init__(daemon=True)
-        self.c = Consumer({"bootstrap.servers": bootstrap, "group.id": "faults-reader",
-                           "enable.auto.commit": False, "fetch.wait.max.ms": 50})
-        self.c.assign([TopicPartition(topic, p, 0) for p in range(PARTITIONS)])
-        self.seen = []
-        self.stopping = threading.Event()
-
-    def run(self):
-        while not self.stopping.is_set():
-            m = self.c.poll(0.1)
-            if m is not None and not m.error():
-                self.seen.append((m.partition(), m.offset(), m.value().decode()))
-        self.c.close()
-
-    def finish(self):
-        self.stopping.set()
-        self.join(30)
 
 
 def run_scenarios(args, work):

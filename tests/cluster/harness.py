@@ -1,17 +1,20 @@
-"""What the cluster tests share: nodes as real processes on loopback, the
-cluster's view through a real client (confluent-kafka, librdkafka), and the
-producing, reading and checking of records."""
+"""What the cluster tests share: nodes as real processes (on loopback, or
+each in a network namespace of its own), the cluster's view through a real
+client (confluent-kafka, librdkafka), the producing and reading of records,
+and the checker that judges a history of faults."""
 
+import logging
 import os
 import random
+import re
 import signal
 import socket
 import subprocess
 import threading
 import time
 
-from confluent_kafka import Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
@@ -41,12 +44,18 @@ def free_ports(count):
 
 
 class Node:
-    def __init__(self, binary, work, node_id, port, cport, voters, extra):
+    """One fjord process. With netns, it runs in that network namespace
+    (`ip netns exec` execs it: the process is the broker itself) and listens
+    on host there."""
+
+    def __init__(self, binary, work, node_id, port, cport, voters, extra, host="127.0.0.1", netns=None):
         self.binary = binary
         self.id = node_id
         self.port = port
         self.cport = cport
         self.voters = voters
+        self.host = host
+        self.netns = netns
         self.dir = os.path.join(work, f"node-{node_id}")
         self.log_path = os.path.join(work, f"node-{node_id}.log")
         self.extra = extra
@@ -54,9 +63,10 @@ class Node:
 
     def start(self):
         os.makedirs(self.dir, exist_ok=True)
-        args = [self.binary, "start", "--smp", "2", "--log-dirs", self.dir,
+        args = ["ip", "netns", "exec", self.netns] if self.netns else []
+        args += [self.binary, "start", "--smp", "2", "--log-dirs", self.dir,
                 "--override", f"node.id={self.id}",
-                "--override", f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.cport}",
+                "--override", f"listeners=PLAINTEXT://{self.host}:{self.port},CONTROLLER://{self.host}:{self.cport}",
                 "--override", "controller.listener.names=CONTROLLER",
                 "--override", f"controller.quorum.voters={self.voters}"]
         for k, v in self.extra.items():
@@ -86,7 +96,7 @@ class Node:
 
     @property
     def bootstrap(self):
-        return f"127.0.0.1:{self.port}"
+        return f"{self.host}:{self.port}"
 
 
 class Failure(Exception):
@@ -125,8 +135,45 @@ def cluster_view(node):
             "replicas": {n: {p: list(t.partitions[p].replicas) for p in t.partitions} for n, t in md.topics.items()}}
 
 
+class _Lines(logging.Handler):
+    def __init__(self):
+        super().__init__()
+        self.lines = []
+
+    def emit(self, record):
+        self.lines.append(record.getMessage())
+
+
+def leader_epochs(node, topic):
+    """{partition: (leader, leader epoch)} in node's Metadata answer. The
+    Python client shows no leader epoch: librdkafka's metadata debug lines do."""
+    logger = logging.getLogger(f"fjord-metadata-{id(node)}-{time.monotonic()}")
+    lines = _Lines()
+    logger.addHandler(lines)
+    logger.propagate = False
+    logger.setLevel(logging.DEBUG)
+    a = AdminClient({"bootstrap.servers": node.bootstrap, "debug": "metadata", "logger": logger})
+    a.list_topics(topic, timeout=5)
+    a.poll(0)
+    out = {}
+    for line in lines.lines:
+        m = re.search(rf"Topic {re.escape(topic)} \[(\d+)\] Leader (-?\d+) Epoch (-?\d+)", line)
+        if m:
+            out[int(m.group(1))] = (int(m.group(2)), int(m.group(3)))
+    return out
+
+
+def elected(node, topic, leaders):
+    """Every leader in leaders was elected and reported its term: a topic's
+    first metadata names each partition's preferred replica in epoch 0,
+    before any election (a victim chosen then may lead nothing)."""
+    epochs = leader_epochs(node, topic)
+    return all(epochs.get(p, (None, 0))[0] == l and epochs[p][1] >= 1 for p, l in leaders.items())
+
+
 def replicated_ready(nodes, topic, replicas):
-    """Every node names a live leader for every partition, all replicas in sync."""
+    """Every node names the same elected live leader for every partition,
+    all replicas in sync."""
     views = [cluster_view(x) for x in nodes]
     first = views[0]["topics"].get(topic)
     if not first:
@@ -136,7 +183,7 @@ def replicated_ready(nodes, topic, replicas):
             return None
         if any(isr != replicas for isr in v["isr"][topic].values()):
             return None
-    return first
+    return first if elected(nodes[0], topic, first) else None
 
 
 def produce(bootstrap, topic, n, tag):
@@ -188,19 +235,112 @@ def same_records(acked, seen):
     check(sum(len(v) for v in got.values()) == len(acked), "records read that were never acknowledged")
 
 
-# ---- The fault suite's writer and checker (faults_test.py, failover_state_test.py)
+def in_sync(nodes, topic):
+    """Every node names the same elected live leader for every partition of
+    topic, and every partition's replicas are all in sync (any replication
+    factor)."""
+    views = [cluster_view(x) for x in nodes]
+    first = views[0]["topics"].get(topic)
+    if not first or any(l < 0 for l in first.values()):
+        return None
+    for v in views:
+        if v["topics"].get(topic) != first:
+            return None
+        if any(v["isr"][topic][p] != sorted(v["replicas"][topic][p]) for p in first):
+            return None
+    return first if elected(nodes[0], topic, first) else None
+
+
+# ---- a cluster under faults: writers, a reader, the final log, the checker
+
+FAULT_CONF = {"broker.session.timeout.ms": "3000", "broker.heartbeat.interval.ms": "500",
+              "controller.quorum.election.timeout.ms": "500", "replica.lag.time.max.ms": "3000"}
+
+
+class Cluster:
+    """n nodes, every one a metadata quorum voter and a broker. Without
+    hosts, on loopback with free ports; with hosts (one address per node)
+    and netns (one namespace name per node), each node in its namespace on
+    ports 9092 (clients) and 9093 (controller)."""
+
+    def __init__(self, binary, work, extra=None, n=3, hosts=None, netns=None):
+        conf = dict(FAULT_CONF)
+        conf.update(extra or {})
+        if hosts:
+            ports = [9092] * n + [9093] * n
+        else:
+            hosts = ["127.0.0.1"] * n
+            ports = free_ports(2 * n)
+        netns = netns or [None] * n
+        voters = ",".join(f"{i + 1}@{hosts[i]}:{ports[n + i]}" for i in range(n))
+        self.nodes = [Node(binary, work, i + 1, ports[i], ports[n + i], voters, conf, hosts[i], netns[i])
+                      for i in range(n)]
+        self.bootstrap = ",".join(x.bootstrap for x in self.nodes)
+
+    def start(self, topic, partitions=3, replication_factor=None):
+        ids = [x.id for x in self.nodes]
+        for x in self.nodes:
+            x.start()
+        wait_for("every node to list every broker",
+                 lambda: all(cluster_view(x)["brokers"] == ids for x in self.nodes), timeout=60)
+        admin = AdminClient({"bootstrap.servers": self.bootstrap})
+        admin.create_topics([NewTopic(topic, num_partitions=partitions,
+                                      replication_factor=replication_factor or len(self.nodes),
+                                      config={"min.insync.replicas": "2"})])[topic].result(30)
+        return wait_for("every partition led, all replicas in sync", lambda: in_sync(self.nodes, topic), timeout=60)
+
+    def node(self, node_id):
+        return next(x for x in self.nodes if x.id == node_id)
+
+    def live(self):
+        return [x for x in self.nodes if x.alive()]
+
+    def view(self, asked=None):
+        """The first answer to Metadata from the live nodes (of asked)."""
+        for x in self.live() if asked is None else asked:
+            if not x.alive():
+                continue
+            try:
+                return cluster_view(x)
+            except Exception:  # that node is paused, down or cut off: ask another
+                continue
+        raise Failure("no node answers Metadata")
+
+    def leaders(self, topic, paused=(), asked=None):
+        return self.view([x for x in (self.live() if asked is None else asked) if x not in paused])["topics"][topic]
+
+    def stop(self):
+        for x in self.nodes:
+            if x.alive():
+                try:
+                    x.proc.send_signal(signal.SIGCONT)
+                except ProcessLookupError:
+                    pass
+                x.proc.kill()
+                x.proc.wait()
+
 
 class Writer(threading.Thread):
-    """One idempotent acks=all producer, records tagged with its name and a sequence."""
+    """One idempotent acks=all producer, records tagged with its name and a
+    sequence; remembers when each record was handed to the client (sent_at)
+    and which were acknowledged (partition, offset, value) or failed.
+    make_producer, when given, builds the Producer from its config (in
+    another network namespace, say); conf adds client settings."""
 
-    def __init__(self, bootstrap, topic, name, timeout_ms=20000, pause_s=0.01, conf=None):
+    def __init__(self, bootstrap, topic, name, timeout_ms=20000, make_producer=None, per_round=20, pause_s=0.01,
+                 conf=None):
         super().__init__(daemon=True)
+        self.per_round = per_round  # records handed over every pause_s
         self.pause_s = pause_s
-        self.p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True,
-                           "linger.ms": 2, "message.timeout.ms": timeout_ms, "retry.backoff.ms": 50, **(conf or {})})
+        settings = {"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True,
+                    "linger.ms": 2, "message.timeout.ms": timeout_ms, "retry.backoff.ms": 50, **(conf or {})}
+        self.p = (make_producer or Producer)(settings)
         self.topic, self.name = topic, name
         self.acked, self.failed = [], []
         self.sent = 0
+        self.sent_at = {}
+        self.acked_at = {}  # value: when its acknowledgement came
+        self.fatal = None  # the client's fatal error (an idempotence violation, say): it stops writing
         self.stopping = threading.Event()
 
     def _cb(self, err, msg):
@@ -208,11 +348,15 @@ class Writer(threading.Thread):
             self.failed.append(str(err))
         else:
             self.acked.append((msg.partition(), msg.offset(), msg.value().decode()))
+            self.acked_at[self.acked[-1][2]] = time.monotonic()
 
     def write(self, count, partition=None):
         for _ in range(count):
+            if self.fatal:
+                return
             value = f"{self.name}-{self.sent}"
             self.sent += 1
+            self.sent_at[value] = time.monotonic()
             while True:
                 try:
                     if partition is None:
@@ -220,24 +364,70 @@ class Writer(threading.Thread):
                     else:
                         self.p.produce(self.topic, partition=partition, value=value.encode(), on_delivery=self._cb)
                     break
-                except BufferError:
-                    self.p.poll(0.05)
-            self.p.poll(0)
+                except BufferError:  # the client's queue is full: let it drain
+                    if not self._poll(0.05):
+                        return
+                except KafkaException as e:
+                    self.fatal = str(e)
+                    return
+            if not self._poll(0):
+                return
+
+    def _poll(self, timeout):
+        """Serves delivery callbacks; False once the client failed for good
+        (its fatal error comes as a KafkaException, or as a SystemError out
+        of a callback that it interrupted)."""
+        try:
+            self.p.poll(timeout)
+            return True
+        except (KafkaException, SystemError) as e:
+            self.fatal = self.fatal or str(e)
+            return False
 
     def run(self):
-        while not self.stopping.is_set():
-            self.write(20)
+        while not self.stopping.is_set() and not self.fatal:
+            self.write(self.per_round)
             time.sleep(self.pause_s)
-        self.p.flush(60)
+        try:
+            self.p.flush(60)
+        except (KafkaException, SystemError) as e:
+            self.fatal = self.fatal or str(e)
 
     def finish(self):
+        if self.ident is None:  # written to by hand, never started
+            check(self.p.flush(60) == 0, f"writer {self.name} did not finish")
+            return
         self.stopping.set()
         self.join(90)
         check(not self.is_alive(), f"writer {self.name} did not finish")
 
 
-def final_log(bootstrap, topic, partitions):
-    """Every record of every partition, to the end (the high watermark)."""
+class Reader(threading.Thread):
+    """Reads every partition from offset 0 while the faults happen."""
+
+    def __init__(self, bootstrap, topic, partitions=3):
+        super().__init__(daemon=True)
+        self.c = Consumer({"bootstrap.servers": bootstrap, "group.id": "faults-reader",
+                           "enable.auto.commit": False, "fetch.wait.max.ms": 50})
+        self.c.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+        self.seen = []
+        self.stopping = threading.Event()
+
+    def run(self):
+        while not self.stopping.is_set():
+            m = self.c.poll(0.1)
+            if m is not None and not m.error():
+                self.seen.append((m.partition(), m.offset(), m.value().decode()))
+        self.c.close()
+
+    def finish(self):
+        self.stopping.set()
+        self.join(30)
+
+
+def final_log(bootstrap, topic, partitions=3):
+    """Every record of every partition, to the end (the high watermark):
+    {partition: [(offset, value, leader epoch)]}, and the log ends."""
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": "faults-final", "enable.auto.commit": False})
     ends = {}
     for p in range(partitions):
@@ -258,18 +448,20 @@ def final_log(bootstrap, topic, partitions):
         m = c.poll(0.2)
         if m is None or m.error():
             continue
-        got[m.partition()].append((m.offset(), m.value().decode()))
+        got[m.partition()].append((m.offset(), m.value().decode(), m.leader_epoch()))
     check(done(), f"the final read did not reach the log ends {ends}")
     c.close()
     return got, ends
 
 
 def checker(acked, seen, log_by_partition):
-    """The problems found (empty: the history is safe)."""
+    """The problems found (empty: the history is safe). acked and seen are
+    (partition, offset, value) lists, seen in the order a reader got them;
+    log_by_partition is final_log's."""
     problems = []
     at = {}
     for p, records in log_by_partition.items():
-        for o, v in records:
+        for o, v, *_ in records:
             if v in at:
                 problems.append(f"{v} twice: {at[v]} and {(p, o)}")
             at[v] = (p, o)
@@ -279,12 +471,26 @@ def checker(acked, seen, log_by_partition):
     for p, o, v in seen:
         if at.get(v) != (p, o):
             problems.append(f"read {v} at {p}/{o}, later {'at ' + str(at[v]) if v in at else 'gone'}")
-    # Each writer's records in the order it sent them, per partition.
+    # A reader's offsets only go forward, per partition.
+    last_read = {}
+    for p, o, v in seen:
+        if p in last_read and o <= last_read[p]:
+            problems.append(f"partition {p}: the reader got offset {o} ({v}) after offset {last_read[p]}")
+        last_read[p] = o
     for p, records in log_by_partition.items():
         last = {}
-        for o, v in records:
+        last_epoch = None
+        for o, v, *rest in records:
+            # Each writer's records in the order it sent them, per partition.
             name, _, seq = v.rpartition("-")
             if name in last and int(seq) < last[name]:
                 problems.append(f"partition {p}: {v} after {name}-{last[name]}")
             last[name] = int(seq)
+            # Leader epochs never go backwards along a log: one leader per
+            # epoch, and each new one's records after the last one's.
+            epoch = rest[0] if rest else None
+            if epoch is not None and last_epoch is not None and epoch < last_epoch:
+                problems.append(f"partition {p}: {v} at {o} in leader epoch {epoch} after epoch {last_epoch}")
+            if epoch is not None:
+                last_epoch = epoch
     return problems
