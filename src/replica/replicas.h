@@ -203,6 +203,8 @@ private:
     std::vector<raft::group_id> log_failures_;  // storage logs that failed inside the core's last input
     uint64_t rng_;
     int64_t now_ms_ = 0;
+    static constexpr int64_t notice_interval_ms = 100;
+    int64_t next_notice_ms_ = 0;
     std::shared_ptr<bool> alive_;  // completions check it: the owner may be gone
 };
 
