@@ -787,6 +787,10 @@ struct group_ops {
             g.join_deadline = now + timeout;
         }
         schedule(gc, g.join_deadline);
+        // Every member may have joined already (a lone member rejoining, the
+        // last member leaving): the join phase ends now, as in Kafka, not at
+        // the deadline.
+        if (!g.initial_delay && g.all_joined()) complete_join(gc, g);
     }
 
     static void maybe_prepare_rebalance(group_coordinator& gc, group_state& g) {
