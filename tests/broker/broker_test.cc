@@ -1468,6 +1468,30 @@ const kafka::properties group_props = {{"group.initial.rebalance.delay.ms", "0"}
                                        {"offsets.topic.num.partitions", "1"},
                                        {"group.min.session.timeout.ms", "1000"}};
 
+// Item 5: a client discards the id MEMBER_ID_REQUIRED handed out and asks
+// again; its join with the second id is answered when the initial
+// rebalance's delay (0) ends, not when the first id expires (Kafka: the
+// initial rebalance completes on its timer, whoever is pending).
+TEST_F(broker_test, classic_join_after_a_discarded_member_id_is_answered_at_once) {
+    start_broker(group_props);
+    const std::string group = "discarded";
+    wait_for_coordinator(broker_->port(), group);
+    classic_member m(broker_->port());
+    const std::string sub = consumer_subscription({"t"});
+    auto first = join_classic(m.c, group, "", sub);
+    auto second = join_classic(m.c, group, "", sub);
+    ASSERT_EQ(first.error_code, 79);
+    ASSERT_EQ(second.error_code, 79);
+    ASSERT_NE(first.member_id, second.member_id);
+    const auto t0 = clock_type::now();
+    auto joined = join_classic(m.c, group, second.member_id, sub);
+    EXPECT_LT(elapsed_ms(t0), at_once_ms);
+    EXPECT_EQ(joined.error_code, 0);
+    EXPECT_EQ(joined.generation_id, 1);
+    EXPECT_EQ(joined.leader, second.member_id);
+    EXPECT_EQ(joined.members.size(), 1u);
+}
+
 // Item 6: a lone leader's rejoin of a Stable group (a subscribed topic's
 // metadata changed, say), and a lone member's rejoin with new metadata
 // during CompletingRebalance, each complete the next generation at once; a
@@ -1551,6 +1575,25 @@ TEST_F(broker_test, classic_rebalance_completes_with_the_last_known_member) {
     leave.members[0].member_id = follower.id;
     ASSERT_EQ(admin.call<gen::leave_group_response>(leave, 3).error_code, 0);
     EXPECT_EQ(group_state(broker_->port(), group), "Empty");
+}
+
+// As in Kafka, an id handed out with MEMBER_ID_REQUIRED does hold a later
+// rebalance of a group with members, until that id's session timeout.
+TEST_F(broker_test, classic_pending_member_holds_a_rebalance_until_it_expires) {
+    start_broker(group_props);
+    const std::string group = "pending";
+    wait_for_coordinator(broker_->port(), group);
+    classic_member m(broker_->port()), other(broker_->port());
+    const std::string sub = consumer_subscription({"t"});
+    const int32_t gen1 = join_and_sync(m, group, sub);
+    ASSERT_EQ(join_classic(other.c, group, "", sub, 1500, 1500).error_code, 79);  // never comes back
+    const auto t0 = clock_type::now();
+    auto r = join_classic(m.c, group, m.id, sub);
+    const int64_t took = elapsed_ms(t0);
+    EXPECT_GE(took, 1000);
+    EXPECT_LT(took, 5000);
+    EXPECT_EQ(r.error_code, 0);
+    EXPECT_EQ(r.generation_id, gen1 + 1);
 }
 
 }  // namespace
