@@ -847,6 +847,16 @@ struct group_ops {
             if (!m.join && !m.instance_id) gone.push_back(id);
         }
         for (const auto& id : gone) remove_member(g, id, error::unknown_member_id);
+        const bool none_joined =
+            std::none_of(g.members.begin(), g.members.end(), [](const auto& kv) { return kv.second.join != nullptr; });
+        if (!g.members.empty() && none_joined) {
+            // Only static members are left and none rejoined: no generation
+            // without a leader; wait another rebalance timeout for them
+            // (their sessions expire meanwhile), as Kafka does.
+            g.join_deadline = steady_ms() + g.max_rebalance_timeout();
+            schedule(gc, g.join_deadline);
+            return;
+        }
         ++g.generation;
         rebalances.inc();
         if (g.members.empty()) {

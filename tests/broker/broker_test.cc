@@ -1596,4 +1596,58 @@ TEST_F(broker_test, classic_pending_member_holds_a_rebalance_until_it_expires) {
     EXPECT_EQ(r.generation_id, gen1 + 1);
 }
 
+// Static members that do not rejoin before the rebalance timeout: no
+// generation without a joined leader; the join phase waits another
+// rebalance timeout (Kafka: "could not complete rebalance because no
+// members rejoined") and the group empties as their sessions expire.
+TEST_F(broker_test, classic_join_phase_waits_when_no_static_member_rejoined) {
+    start_broker(group_props);
+    const std::string group = "statics";
+    wait_for_coordinator(broker_->port(), group);
+    classic_member s(broker_->port()), dyn(broker_->port());
+    const std::string sub = consumer_subscription({"t"});
+    auto st = [&] {
+        gen::join_group_request r;
+        r.group_id = group;
+        r.session_timeout_ms = 2500;
+        r.rebalance_timeout_ms = 1000;
+        r.group_instance_id = "static-1";
+        r.protocol_type = "consumer";
+        gen::join_group_request::join_group_request_protocol p;
+        p.name = "range";
+        p.metadata = shared_bytes::copy_of(as_bytes(sub));
+        r.protocols.push_back(p);
+        return r;
+    }();
+    auto a = s.c.call<gen::join_group_response>(st, 5);
+    ASSERT_EQ(a.error_code, 0);
+    ASSERT_EQ(sync_classic(s.c, group, a.generation_id, a.member_id, {a.member_id}).error_code, 0);
+    // A dynamic member joins (a rebalance starts), then leaves while its
+    // JoinGroup waits: only the static member is left, and it never rejoins.
+    auto hs = join_classic(dyn.c, group, "", sub, 2500, 1000);
+    ASSERT_EQ(hs.error_code, 79);
+    std::optional<gen::join_group_response> dj;
+    std::thread t([&] { dj = join_classic(dyn.c, group, hs.member_id, sub, 2500, 1000); });
+    for (int i = 0; i < 100 && group_state(broker_->port(), group) != "PreparingRebalance"; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    raw_client admin(broker_->port());
+    gen::leave_group_request leave;
+    leave.group_id = group;
+    leave.members.push_back(
+        {.member_id = hs.member_id, .group_instance_id = {}, .reason = {}, .unknown_tagged_fields = {}});
+    ASSERT_EQ(admin.call<gen::leave_group_response>(leave, 3).error_code, 0);
+    t.join();
+    ASSERT_TRUE(dj);
+    EXPECT_EQ(dj->error_code, 25);  // UNKNOWN_MEMBER_ID: it left
+    // Past the rebalance timeout (1 s), before the session (2.5 s) expires.
+    std::this_thread::sleep_for(std::chrono::milliseconds(1600));
+    EXPECT_EQ(group_state(broker_->port(), group), "PreparingRebalance");
+    // The static member's session expires: the group is Empty.
+    std::string state;
+    for (int i = 0; i < 100 && (state = group_state(broker_->port(), group)) != "Empty"; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    EXPECT_EQ(state, "Empty");
+}
 }  // namespace
