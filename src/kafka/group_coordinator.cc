@@ -777,16 +777,24 @@ struct group_ops {
         const int64_t now = steady_ms();
         const int32_t timeout = g.max_rebalance_timeout();
         const int32_t delay = gc.sh_.owner.config().group_initial_rebalance_delay_ms;
-        if (was_empty && delay > 0) {
+        if (was_empty) {
+            // The initial rebalance ends when its delay does (a delay of 0
+            // included: at the next turn of the loop), whoever has joined by
+            // then; ids handed out with MEMBER_ID_REQUIRED do not hold it.
             g.initial_delay = true;
             g.joined_in_delay = false;
             g.delay_remaining = std::max<int64_t>(static_cast<int64_t>(timeout) - delay, 0);
             g.join_deadline = now + delay;
-        } else {
-            g.initial_delay = false;
-            g.join_deadline = now + timeout;
+            schedule(gc, g.join_deadline);
+            return;
         }
+        g.initial_delay = false;
+        g.join_deadline = now + timeout;
         schedule(gc, g.join_deadline);
+        // Every member may have joined already (a lone member rejoining, the
+        // last member leaving): the join phase ends now, as in Kafka, not at
+        // the deadline.
+        if (g.all_joined()) complete_join(gc, g);
     }
 
     static void maybe_prepare_rebalance(group_coordinator& gc, group_state& g) {
@@ -839,6 +847,16 @@ struct group_ops {
             if (!m.join && !m.instance_id) gone.push_back(id);
         }
         for (const auto& id : gone) remove_member(g, id, error::unknown_member_id);
+        const bool none_joined =
+            std::none_of(g.members.begin(), g.members.end(), [](const auto& kv) { return kv.second.join != nullptr; });
+        if (!g.members.empty() && none_joined) {
+            // Only static members are left and none rejoined: no generation
+            // without a leader; wait another rebalance timeout for them
+            // (their sessions expire meanwhile), as Kafka does.
+            g.join_deadline = steady_ms() + g.max_rebalance_timeout();
+            schedule(gc, g.join_deadline);
+            return;
+        }
         ++g.generation;
         rebalances.inc();
         if (g.members.empty()) {
@@ -1072,9 +1090,9 @@ struct group_ops {
             }
             if (!fenced.empty()) spawn_persist(gc, id);
             if (g->state == gstate::preparing && g->join_deadline <= now) {
-                if (g->initial_delay && g->joined_in_delay && g->delay_remaining > 0) {
-                    const int64_t step =
-                        std::min<int64_t>(gc.sh_.owner.config().group_initial_rebalance_delay_ms, g->delay_remaining);
+                const int64_t step =
+                    std::min<int64_t>(gc.sh_.owner.config().group_initial_rebalance_delay_ms, g->delay_remaining);
+                if (g->initial_delay && g->joined_in_delay && step > 0) {
                     g->delay_remaining -= step;
                     g->joined_in_delay = false;
                     g->join_deadline = now + step;

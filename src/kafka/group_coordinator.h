@@ -26,7 +26,10 @@
 // CompletingRebalance -> Stable (and Dead once deleted), with the KIP-394
 // member id handshake, static membership (KIP-345), the initial rebalance
 // delay and session, rebalance and pending-member timeouts, and the error
-// codes Kafka returns in each state.
+// codes Kafka returns in each state. As in Kafka, a join phase ends as soon
+// as every member (and every pending id) has joined, whatever the state it
+// started from; the initial rebalance ends when its delay does (0 included),
+// pending ids or not.
 //
 // Threading: one per shard; every call on that shard. JoinGroup and
 // SyncGroup calls wait (a coroutine suspended on an event) until their

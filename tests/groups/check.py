@@ -10,6 +10,15 @@ Parts (each can be chosen with --parts):
             non-empty groups... sent to Kafka and to Fjord; every error code
             and the shape of every answer (who leads, which generation, how
             many members) must be equal.
+  rejoin    Timed raw join sequences on both brokers (session and rebalance
+            timeouts 30 s): a join with a second MEMBER_ID_REQUIRED id after
+            the first was discarded, a lone leader rejoining Stable, a lone
+            member rejoining CompletingRebalance, two members rebalancing, a
+            leave: each answer must equal Kafka's and come within 1 s, as on
+            Kafka; a rejoin while an id handed out is pending is held until
+            that id's 6 s session expires, on both. Then the same for real
+            clients (kafka-python and confluent-kafka) changing a lone
+            consumer's subscription (issue 18 items 5 and 6).
   tools     The same workload on both brokers (12 partitions, 10 records
             each, known commits), then Kafka's kafka-consumer-groups from the
             4.4 jars: --describe must show the same CURRENT-OFFSET,
@@ -26,7 +35,8 @@ Parts (each can be chosen with --parts):
             offsets (with metadata) survive a clean restart and a kill -9 of
             the broker. kafka-python groups too when it is installed.
 
-Usage: check.py [--parts errors,tools,clients] [--fjord PATH] [--librdkafka-only]
+Usage: check.py [--parts errors,rejoin,tools,kip848,clients] [--fjord PATH] [--kafka HOST:PORT]
+                [--librdkafka-only]
 Exit status 0 when everything passed.
 """
 import argparse
@@ -115,18 +125,23 @@ class Fjord:
 class Kafka:
     name = "kafka"
 
-    def __init__(self, work):
+    def __init__(self, work, running=None):
         self.dir = os.path.join(work, "kafka")
         self.port = None
+        self.running = running  # HOST:PORT of a reference broker started with BROKER_CONFIG
 
     def start(self):
+        if self.running:
+            self.port = int(self.running.rsplit(":", 1)[1])
+            return
         os.makedirs(self.dir, exist_ok=True)
         env = dict(os.environ, KAFKA_REF_CONFIG="\n".join(f"{k}={v}" for k, v in BROKER_CONFIG.items()))
         out = subprocess.run([KAFKA_REF, "start", self.dir], env=env, check=True, capture_output=True, text=True)
         self.port = int(out.stdout.strip().rsplit(":", 1)[1])
 
     def stop(self):
-        subprocess.run([KAFKA_REF, "stop", self.dir], check=False, capture_output=True)
+        if not self.running:
+            subprocess.run([KAFKA_REF, "stop", self.dir], check=False, capture_output=True)
 
     @property
     def bootstrap(self):
@@ -590,6 +605,185 @@ def part_errors(fjord, kafka):
             bad += 1
             log(f"  MISMATCH {name}: kafka {k} fjord {f}")
     log(f"errors: {len(want) - bad}/{len(want)} steps answer as Kafka does")
+    return bad == 0
+
+
+# ---------------------------------------------------------------------------
+# Part: how soon a classic rebalance completes (issue 18 items 5 and 6)
+
+
+def subscription(*topics):
+    return struct.pack(">h", 0) + arr([s16(t) for t in topics]) + b32(b"")  # ConsumerProtocolSubscription v0
+
+
+FAST_S = 1.0  # "answered at once": Kafka takes milliseconds; a timer tick takes seconds
+CLIENT_S = 3.0  # a real client's subscription change, metadata refreshes included
+HELD_S = (5.0, 9.0)  # held until an id handed out with session timeout 6 s expires
+
+
+def scenario_rejoin(port, tag):
+    """Scripted joins whose answers must come as soon as every known member
+    has joined (Kafka's GroupMetadataManager), never at the next session or
+    rebalance deadline (30 s here). Returns [(step, answer, seconds)]."""
+    g = f"rejoin-{tag}"
+    out = []
+    sub1, sub2 = subscription("gt"), subscription("gt", "gt2")
+
+    def timed(name, fn, shape):
+        t0 = time.monotonic()
+        a = fn()
+        out.append((name, shape(a), time.monotonic() - t0))
+        return a
+
+    def jshape(a, base):
+        return {"error": a["error"], "generation": a["generation"] - base if a["error"] == 0 else None,
+                "members": len(a["members"])}
+
+    kw = {"session": 30000, "rebalance": 30000}
+    c1, c2, c3 = Conn(port), Conn(port), Conn(port)
+    try:
+        wait_for(lambda: find_coordinator(c1, g)["error"] == 0 and describe(c1, g)["error"] == 0, 60,
+                 "the group coordinator")
+        ensure_topic(port, "gt")
+        # Item 5: the first id handed out is discarded; the join with the
+        # second must not wait for the first to expire (the initial
+        # rebalance ends with its delay, 0 here). That id stays pending for
+        # its session timeout and would hold that group's next rebalance
+        # (the last step), so the steps after this use another group.
+        x = join(c1, g + "-discarded", **kw)
+        y = join(c1, g + "-discarded", **kw)
+        assert x["error"] == 79 and y["error"] == 79 and x["member"] != y["member"], (x, y)
+        timed("join with the second id (first discarded)",
+              lambda: join(c1, g + "-discarded", member=y["member"], **kw), lambda a: jshape(a, 0))
+        m = join(c1, g, **kw)["member"]
+        a = join(c1, g, member=m, **kw)
+        base = a["generation"]
+        sync(c1, g, base, m, assignments=[(m, b"")])
+        # Item 6: a lone leader rejoins a Stable group.
+        a = timed("lone leader rejoins Stable", lambda: join(c1, g, member=m, **kw), lambda a: jshape(a, base))
+        # ... and, in CompletingRebalance, with another subscription.
+        timed("lone member rejoins CompletingRebalance, new metadata",
+              lambda: join(c1, g, member=m, protocols=(("range", sub2),), **kw), lambda a: jshape(a, base))
+        a = timed("lone member rejoins CompletingRebalance, same metadata",
+                  lambda: join(c1, g, member=m, protocols=(("range", sub2),), **kw), lambda a: jshape(a, base))
+        sync(c1, g, a["generation"], m, assignments=[(m, b"")])
+        # Two members: the follower joins; the leader hears of the rebalance
+        # in a heartbeat and rejoins; both answers come with the last join.
+        z = join(c2, g, **kw)["member"]
+        res = {}
+        t = threading.Thread(target=lambda: res.update(z=join(c2, g, member=z, **kw)))
+        t.start()
+        wait_for(lambda: heartbeat(c1, g, a["generation"], m)["error"] == 27, 10, "REBALANCE_IN_PROGRESS")
+        timed("leader rejoins after a new member", lambda: join(c1, g, member=m, protocols=(("range", sub2),), **kw),
+              lambda a: jshape(a, base))
+        t.join(10)
+        out.append(("new member's answer", jshape(res["z"], base), 0.0))
+        gen = res["z"]["generation"]
+        s = sync(c1, g, gen, m, assignments=[(m, b""), (z, b"")])
+        assert s["error"] == 0 and sync(c2, g, gen, z)["error"] == 0, s
+        # The follower's subscription changes in Stable; the leader rejoins.
+        t = threading.Thread(target=lambda: res.update(z=join(c2, g, member=z, protocols=(("range", sub2),), **kw)))
+        t.start()
+        wait_for(lambda: heartbeat(c1, g, gen, m)["error"] == 27, 10, "REBALANCE_IN_PROGRESS")
+        timed("leader rejoins after a follower's new metadata",
+              lambda: join(c1, g, member=m, protocols=(("range", sub2),), **kw), lambda a: jshape(a, base))
+        t.join(10)
+        out.append(("follower's answer", jshape(res["z"], base), 0.0))
+        gen = res["z"]["generation"]
+        sync(c1, g, gen, m, assignments=[(m, b""), (z, b"")])
+        sync(c2, g, gen, z)
+        # The leader leaves; the follower alone rejoins at once.
+        timed("leader leaves", lambda: leave(c3, g, [(m, None)]), lambda a: a)
+        timed("remaining member rejoins", lambda: join(c2, g, member=z, protocols=(("range", sub2),), **kw),
+              lambda a: jshape(a, base))
+        out.append(("describe", describe(c3, g), 0.0))
+        # The last member leaves: the group is Empty at once.
+        timed("last member leaves", lambda: leave(c3, g, [(z, None)]), lambda a: a)
+        out.append(("describe after the last leave", describe(c3, g), 0.0))
+        # A pending id does hold a rebalance of a group that has members
+        # (Kafka: pending members count until they expire, session 6 s).
+        g2 = g + "-pending"
+        p = join(c1, g2, **kw)["member"]
+        a = join(c1, g2, member=p, **kw)
+        sync(c1, g2, a["generation"], p, assignments=[(p, b"")])
+        assert join(c2, g2, session=6000, rebalance=6000)["error"] == 79  # discarded
+        timed("leader rejoins while an id handed out is pending",
+              lambda: join(c1, g2, member=p, **kw), lambda a: jshape(a, a["generation"] - 1))
+    finally:
+        for c in (c1, c2, c3):
+            c.close()
+    return out
+
+
+def rejoin_clients(broker, tag):
+    """A lone consumer of each client changes its subscription twice; the
+    seconds from each subscribe() to the assignment that covers it. The
+    first subscription is replaced at once, while its first JoinGroup is
+    out (librdkafka then discards the id MEMBER_ID_REQUIRED handed out and
+    asks for another)."""
+    topics = [f"rj-{tag}-{i}" for i in range(3)]
+    for t in topics:
+        ensure_topic(broker.port, t)
+    out = {}
+    from confluent_kafka import Consumer
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": f"rj-ck-{tag}", "session.timeout.ms": 6000,
+                  "heartbeat.interval.ms": 500, "log_level": 2, "auto.offset.reset": "earliest"})
+    try:
+        times = []
+        c.subscribe(topics[:1])
+        for n in (2, 3):
+            t0 = time.monotonic()
+            c.subscribe(topics[:n])
+            deadline = t0 + 60
+            while {tp.topic for tp in c.assignment()} != set(topics[:n]) and time.monotonic() < deadline:
+                c.poll(0.01)
+            times.append(time.monotonic() - t0)
+        out["confluent-kafka"] = times
+    finally:
+        c.close()
+    try:
+        import kafka
+    except ImportError:
+        return out
+    k = kafka.KafkaConsumer(bootstrap_servers=broker.bootstrap, group_id=f"rj-kp-{tag}", session_timeout_ms=6000,
+                            heartbeat_interval_ms=500)
+    try:
+        times = []
+        for n in (1, 2, 3):
+            t0 = time.monotonic()
+            k.subscribe(topics[:n])
+            deadline = t0 + 60
+            while {tp.topic for tp in k.assignment()} != set(topics[:n]) and time.monotonic() < deadline:
+                k.poll(200)  # shorter polls starve kafka-python's own loop: it then never syncs
+            times.append(time.monotonic() - t0)
+        out["kafka-python"] = times[1:]  # the first is the group's creation
+    finally:
+        k.close()
+    return out
+
+
+def part_rejoin(fjord, kafka):
+    tag = str(int(time.time()))
+    want = scenario_rejoin(kafka.port, tag)
+    got = scenario_rejoin(fjord.port, tag)
+    bad = 0
+    for (name, k, kt), (_, f, ft) in zip(want, got):
+        held = "pending" in name
+        fast = (lambda t: HELD_S[0] <= t <= HELD_S[1]) if held else (lambda t: t < FAST_S)
+        ok = k == f and fast(ft) and fast(kt)
+        log(f"  {'ok' if ok else 'MISMATCH'} {name}: kafka {kt * 1000:.0f} ms, fjord {ft * 1000:.0f} ms"
+            + ("" if k == f else f": kafka {k} fjord {f}"))
+        bad += not ok
+    log(f"rejoin: {len(want) - bad}/{len(want)} steps answer as Kafka does, as soon as Kafka does")
+    # Real clients: each subscription change is assigned within 3 s (Kafka:
+    # librdkafka in tens of milliseconds; kafka-python in up to 1 s, as it
+    # rejoins once more when the new topic's metadata arrives).
+    k, f = rejoin_clients(kafka, tag), rejoin_clients(fjord, tag)
+    for client in f:
+        ok = all(t < CLIENT_S for t in f[client])
+        log(f"  {'ok' if ok else 'SLOW'} {client}: a lone consumer's subscription changes assigned in "
+            f"kafka {[round(t * 1000) for t in k.get(client, [])]} ms, fjord {[round(t * 1000) for t in f[client]]} ms")
+        bad += not ok
     return bad == 0
 
 
@@ -1216,14 +1410,17 @@ def part_clients(fjord, with_kafka_python):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--parts", default="errors,tools,kip848,clients")
+    ap.add_argument("--parts", default="errors,rejoin,tools,kip848,clients")
     ap.add_argument("--fjord", default=os.environ.get("FJORD_BIN", DEFAULT_FJORD))
+    ap.add_argument("--kafka", help="HOST:PORT of a running Kafka 4.4 started with BROKER_CONFIG "
+                    "(tests/kafka_ref/kafka-ref start); default: start one. One that has served groups before answers "
+                    "the errors part's first FindCoordinator at once (Fjord, fresh: COORDINATOR_NOT_AVAILABLE)")
     ap.add_argument("--librdkafka-only", action="store_true", help="clients: leave out kafka-python")
     args = ap.parse_args()
     parts = args.parts.split(",")
     work = tempfile.mkdtemp(prefix="fjord-groups.")
     fjord = Fjord(args.fjord, work)
-    kafka = Kafka(work) if set(parts) & {"errors", "tools", "kip848"} else None
+    kafka = Kafka(work, args.kafka) if set(parts) & {"errors", "rejoin", "tools", "kip848"} else None
     ok = True
     try:
         fjord.start()
@@ -1234,6 +1431,8 @@ def main():
             try:
                 if part == "errors":
                     good = part_errors(fjord, kafka)
+                elif part == "rejoin":
+                    good = part_rejoin(fjord, kafka)
                 elif part == "tools":
                     good = part_tools(fjord, kafka)
                 elif part == "kip848":
