@@ -1,6 +1,14 @@
 // Metadata (API 3): brokers, cluster id, controller, topics with their
 // partitions; creates topics on request when auto.create.topics.enable.
+//
+// Topics by id (v12+; Kafka refuses ids and null names below v12 with
+// INVALID_REQUEST): when the request names any topic id, Kafka answers the
+// ids only (names given beside them are ignored): UNKNOWN_TOPIC_ID for the
+// unknown ones first, then the known topics, each once; never auto-creation.
 #include "protocol/gen/metadata.h"
+
+#include <algorithm>
+
 #include "base/logger.h"
 #include "cluster/topic_name.h"
 #include "kafka/broker.h"
@@ -29,6 +37,23 @@ void fill_topic(mresp::metadata_response_topic& t, const cluster::topic_info& in
         t.partitions.push_back(std::move(mp));
     }
     if (authorized_ops) t.topic_authorized_operations = topic_operations_all;
+}
+
+// Kafka's answer to a request it cannot serve (MetadataRequest.getErrorResponse):
+// no brokers, no cluster id, every requested topic with `code`.
+mresp error_response(const gen::metadata_request& req, int16_t code) {
+    mresp err;
+    err.cluster_id = std::nullopt;
+    if (req.topics) {
+        for (const auto& t : *req.topics) {
+            mresp::metadata_response_topic et;
+            et.error_code = code;
+            et.name = t.name.value_or("");
+            et.topic_id = t.topic_id;
+            err.topics.push_back(std::move(et));
+        }
+    }
+    return err;
 }
 }  // namespace
 
@@ -65,6 +90,15 @@ net::awaitable<net::response> handle_metadata(shard_ctx& sh, request_context& ct
         resp.cluster_authorized_operations = cluster_operations_all;
     }
 
+    // Below v12 Kafka refuses topic ids and null names (v10 and v11 carry
+    // the fields): INVALID_REQUEST for the whole request.
+    if (!all_topics && v < 12) {
+        for (const auto& rt : *req->topics) {
+            if (!rt.name || !rt.topic_id.is_zero())
+                co_return encode_response(ctx, error_response(*req, error::invalid_request));
+        }
+    }
+
     auto image = sh.image;
     if (all_topics) {
         for (const auto& [name, info] : image->topics()) {
@@ -75,39 +109,43 @@ net::awaitable<net::response> handle_metadata(shard_ctx& sh, request_context& ct
         co_return encode_response(ctx, resp);
     }
 
+    // By id: the ids alone answer (Kafka ignores the names beside them).
+    std::vector<protocol::uuid> ids;
+    for (const auto& rt : *req->topics) {
+        if (!rt.topic_id.is_zero() && std::find(ids.begin(), ids.end(), rt.topic_id) == ids.end())
+            ids.push_back(rt.topic_id);
+    }
+    if (!ids.empty()) {
+        std::vector<const cluster::topic_info*> known;
+        for (const auto& id : ids) {
+            if (const auto* info = image->find_topic(id)) {
+                known.push_back(info);
+                continue;
+            }
+            mresp::metadata_response_topic t;
+            t.error_code = error::unknown_topic_id;
+            t.name = std::nullopt;
+            t.topic_id = id;
+            resp.topics.push_back(std::move(t));
+        }
+        for (const auto* info : known) {
+            mresp::metadata_response_topic t;
+            fill_topic(t, *info, topic_ops);
+            resp.topics.push_back(std::move(t));
+        }
+        co_return encode_response(ctx, resp);
+    }
+
     // A topic with neither name nor id: Kafka fails the whole request with
     // its generic error answer (no brokers, every topic UNKNOWN_SERVER_ERROR).
     for (const auto& rt : *req->topics) {
-        if (!rt.name && rt.topic_id.is_zero()) {
-            mresp err;
-            err.cluster_id = std::nullopt;
-            for (const auto& t : *req->topics) {
-                mresp::metadata_response_topic et;
-                et.error_code = error::unknown_server_error;
-                et.name = t.name.value_or("");
-                et.topic_id = t.topic_id;
-                resp.topics.push_back(std::move(et));
-                err.topics.push_back(resp.topics.back());
-            }
-            co_return encode_response(ctx, err);
-        }
+        if (!rt.name) co_return encode_response(ctx, error_response(*req, error::unknown_server_error));
     }
 
     std::vector<cluster::topic_spec> to_create;
     std::vector<size_t> created_at;
     for (const auto& rt : *req->topics) {
         mresp::metadata_response_topic t;
-        if (v >= 10 && !rt.topic_id.is_zero() && !rt.name) {
-            t.topic_id = rt.topic_id;
-            t.name = std::nullopt;
-            if (const auto* info = image->find_topic(rt.topic_id)) {
-                fill_topic(t, *info, topic_ops);
-            } else {
-                t.error_code = error::unknown_topic_id;
-            }
-            resp.topics.push_back(std::move(t));
-            continue;
-        }
         const std::string name = rt.name.value_or("");
         t.name = name;
         if (const auto* info = image->find_topic(name)) {

@@ -389,4 +389,92 @@ TEST_F(fetch_metadata_test, waiting_fetch_caps_min_bytes_and_stays_within_max_by
     }
 }
 
+gen::metadata_request::metadata_request_topic by_id(const protocol::uuid& id,
+                                                    std::optional<std::string> name = std::nullopt) {
+    gen::metadata_request::metadata_request_topic t;
+    t.topic_id = id;
+    t.name = std::move(name);
+    return t;
+}
+
+gen::metadata_response metadata_of(uint16_t port, std::vector<gen::metadata_request::metadata_request_topic> topics,
+                                   int16_t version) {
+    raw_client c(port);
+    gen::metadata_request req;
+    req.topics = std::move(topics);
+    req.allow_auto_topic_creation = true;
+    return c.call<gen::metadata_response>(req, version);
+}
+
+// Metadata by topic id as Kafka 4.4 answers it (checked against it with
+// tests/kafka_ref/Probe.java): the Java consumer's regex subscription and
+// Admin.describeTopics(TopicCollection.ofTopicIds(...)) send the id with an
+// empty name.
+TEST_F(fetch_metadata_test, metadata_by_topic_id) {
+    ASSERT_NO_FATAL_FAILURE(start_broker({{"num.partitions", "2"}}));
+    ASSERT_TRUE(create_topic(port(), "t1"));
+    ASSERT_TRUE(create_topic(port(), "t2"));
+    auto md = metadata(port(), {"t1", "t2"});
+    const auto id1 = md.topics.at(0).topic_id;
+    const auto id2 = md.topics.at(1).topic_id;
+    ASSERT_FALSE(id1.is_zero());
+    protocol::uuid unknown{};
+    unknown.bytes[15] = 1;
+
+    for (int16_t v : {12, 13}) {
+        SCOPED_TRACE("Metadata v" + std::to_string(v));
+        // Empty name (the Java client's default), null name: found by id.
+        for (auto name : {std::optional<std::string>(""), std::optional<std::string>()}) {
+            auto r = metadata_of(port(), {by_id(id1, name)}, v);
+            ASSERT_EQ(r.topics.size(), 1u);
+            EXPECT_EQ(r.topics[0].error_code, 0);
+            EXPECT_EQ(r.topics[0].name, "t1");
+            EXPECT_EQ(r.topics[0].topic_id, id1);
+            EXPECT_EQ(r.topics[0].partitions.size(), 2u);
+            EXPECT_FALSE(r.brokers.empty());
+        }
+        // Name and id: the id wins.
+        auto r = metadata_of(port(), {by_id(id1, "t2")}, v);
+        ASSERT_EQ(r.topics.size(), 1u);
+        EXPECT_EQ(r.topics[0].name, "t1");
+        // Names beside ids are ignored; unknown ids first, each id once.
+        r = metadata_of(port(), {by_id({}, "t2"), by_id(id2, ""), by_id(unknown), by_id(id2)}, v);
+        ASSERT_EQ(r.topics.size(), 2u);
+        EXPECT_EQ(r.topics[0].error_code, 100);  // UNKNOWN_TOPIC_ID
+        EXPECT_EQ(r.topics[0].name, std::nullopt);
+        EXPECT_EQ(r.topics[0].topic_id, unknown);
+        EXPECT_TRUE(r.topics[0].partitions.empty());
+        EXPECT_EQ(r.topics[1].error_code, 0);
+        EXPECT_EQ(r.topics[1].name, "t2");
+        // An unknown id with a name is not auto-created.
+        r = metadata_of(port(), {by_id(unknown, "nosuch")}, v);
+        ASSERT_EQ(r.topics.size(), 1u);
+        EXPECT_EQ(r.topics[0].error_code, 100);
+        EXPECT_EQ(metadata(port(), {"nosuch"}).topics.at(0).error_code, 3);
+        // Neither name nor id, and no id elsewhere: Kafka's generic error answer.
+        r = metadata_of(port(), {by_id({})}, v);
+        ASSERT_EQ(r.topics.size(), 1u);
+        EXPECT_EQ(r.topics[0].error_code, -1);
+        EXPECT_EQ(r.cluster_id, std::nullopt);
+        // ... but with an id beside it the null name is ignored.
+        r = metadata_of(port(), {by_id({}), by_id(id1)}, v);
+        ASSERT_EQ(r.topics.size(), 1u);
+        EXPECT_EQ(r.topics[0].name, "t1");
+    }
+    // v10 and v11 carry the fields, but Kafka refuses ids and null names there.
+    for (int16_t v : {10, 11}) {
+        SCOPED_TRACE("Metadata v" + std::to_string(v));
+        for (auto t : {by_id(id1, ""), by_id(id1, "t1"), by_id({})}) {
+            auto r = metadata_of(port(), {t}, v);
+            ASSERT_EQ(r.topics.size(), 1u);
+            EXPECT_EQ(r.topics[0].error_code, 42);  // INVALID_REQUEST
+            EXPECT_EQ(r.topics[0].name, t.name.value_or(""));
+            EXPECT_EQ(r.topics[0].topic_id, t.topic_id);
+            EXPECT_EQ(r.cluster_id, std::nullopt);
+            EXPECT_EQ(r.controller_id, -1);
+            EXPECT_TRUE(r.brokers.empty());
+        }
+    }
+}
+
 }  // namespace
