@@ -96,7 +96,7 @@ net::awaitable<void> read_one(shard_ctx& sh, fetch_item& it, read_round& round, 
     it.diverging_epoch = -1;
     partition* p = sh.find(it.tp);
     if (!p) {
-        it.error = error::unknown_topic_or_partition;
+        it.error = missing_partition_error(sh.logs.get(), it.tp);
         co_return;
     }
     if (p->offline()) {
@@ -424,7 +424,10 @@ net::awaitable<net::response> handle_fetch(shard_ctx& sh, request_context& ctx, 
         }
         gen::fetch_response::partition_data pd;
         pd.partition_index = pr.partition;
-        pd.error_code = it.error;
+        // Kafka (maybeDownConvertStorageError): Fetch v5 and older clients may
+        // not know KAFKA_STORAGE_ERROR; NOT_LEADER_OR_FOLLOWER makes them
+        // refresh their metadata and retry.
+        pd.error_code = it.error == error::kafka_storage_error && v <= 5 ? error::not_leader_or_follower : it.error;
         pd.high_watermark = it.error == error::none || it.error == error::offset_out_of_range ? it.hw : -1;
         pd.last_stable_offset = it.error == error::none || it.error == error::offset_out_of_range ? it.lso : -1;
         pd.log_start_offset = it.error == error::none || it.error == error::offset_out_of_range ? it.log_start : -1;

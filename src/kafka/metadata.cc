@@ -5,9 +5,20 @@
 // INVALID_REQUEST): when the request names any topic id, Kafka answers the
 // ids only (names given beside them are ignored): UNKNOWN_TOPIC_ID for the
 // unknown ones first, then the known topics, each once; never auto-creation.
+//
+// Offline replicas, as Kafka's KRaftMetadataCache: a replica on a broker that
+// is not live (fenced or not registered), or whose log is offline here (a
+// log that failed to open at start-up, failed later, or a replicated
+// partition's replica stopped on a storage failure: what Kafka calls a
+// replica on a failed log directory). Kafka's controller takes such a
+// replica out of the ISR (unless it is the last) and its leadership away
+// (to no leader when no other replica is in sync); Fjord answers that here
+// for the replicas of this node (other nodes' failed replicas are not in the
+// metadata yet, so only they list theirs).
 #include "protocol/gen/metadata.h"
 
 #include <algorithm>
+#include <set>
 
 #include "base/logger.h"
 #include "cluster/topic_name.h"
@@ -20,7 +31,17 @@ namespace gen = protocol::gen;
 using mresp = gen::metadata_response;
 
 namespace {
-void fill_topic(mresp::metadata_response_topic& t, const cluster::topic_info& info, bool authorized_ops) {
+using offline_set = std::set<storage::topic_partition>;
+
+// What fill_topic needs beyond the topic.
+struct partition_view {
+    int32_t self = -1;
+    std::vector<int32_t> live;  // brokers clients may use, sorted
+    const offline_set* offline = nullptr;
+};
+
+void fill_topic(mresp::metadata_response_topic& t, const cluster::topic_info& info, bool authorized_ops,
+                const partition_view& view) {
     t.error_code = error::none;
     t.name = info.name;
     t.topic_id = info.id;
@@ -28,15 +49,47 @@ void fill_topic(mresp::metadata_response_topic& t, const cluster::topic_info& in
     t.partitions.reserve(info.partitions.size());
     for (const auto& p : info.partitions) {
         mresp::metadata_response_partition mp;
-        mp.error_code = p.leader >= 0 ? error::none : error::leader_not_available;
         mp.partition_index = p.partition;
         mp.leader_id = p.leader;
         mp.leader_epoch = p.leader_epoch;
         mp.replica_nodes = p.replicas;
         mp.isr_nodes = p.isr;
+        const bool offline_here = view.offline->count(storage::topic_partition{info.name, p.partition}) > 0;
+        for (int32_t r : p.replicas) {
+            const bool live = std::binary_search(view.live.begin(), view.live.end(), r);
+            if (!live || (r == view.self && offline_here)) mp.offline_replicas.push_back(r);
+        }
+        if (offline_here) {
+            if (mp.isr_nodes.size() > 1) std::erase(mp.isr_nodes, view.self);
+            if (mp.leader_id == view.self) mp.leader_id = -1;
+        }
+        mp.error_code = mp.leader_id >= 0 ? error::none : error::leader_not_available;
         t.partitions.push_back(std::move(mp));
     }
     if (authorized_ops) t.topic_authorized_operations = topic_operations_all;
+}
+
+// The partitions whose log is offline on this node, from every shard.
+net::awaitable<offline_set> offline_on_shard(shard_ctx* sh) {
+    offline_set out;
+    if (sh->logs) {
+        for (const auto& [tp, why] : sh->logs->offline()) out.insert(tp);
+    }
+    for (const auto& [tp, p] : sh->partitions) {
+        if (p->offline()) out.insert(tp);
+    }
+    co_return out;
+}
+
+net::awaitable<offline_set> offline_partitions(shard_ctx& sh) {
+    offline_set all;
+    for (unsigned s = 0; s < sh.owner.shards().count(); ++s) {
+        auto* owner = &sh.owner.shard(s);
+        auto one = sh.owner.shards().invoke_on(s, [owner] { return offline_on_shard(owner); });
+        auto got = co_await std::move(one);
+        all.merge(got);
+    }
+    co_return all;
 }
 
 // Kafka's answer to a request it cannot serve (MetadataRequest.getErrorResponse):
@@ -100,10 +153,15 @@ net::awaitable<net::response> handle_metadata(shard_ctx& sh, request_context& ct
     }
 
     auto image = sh.image;
+    auto brokers = sh.owner.client_brokers(*image);
+    std::sort(brokers.begin(), brokers.end());
+    auto collecting = offline_partitions(sh);
+    const auto offline = co_await std::move(collecting);
+    const partition_view view{.self = cfg.node_id, .live = std::move(brokers), .offline = &offline};
     if (all_topics) {
         for (const auto& [name, info] : image->topics()) {
             mresp::metadata_response_topic t;
-            fill_topic(t, *info, topic_ops);
+            fill_topic(t, *info, topic_ops, view);
             resp.topics.push_back(std::move(t));
         }
         co_return encode_response(ctx, resp);
@@ -130,7 +188,7 @@ net::awaitable<net::response> handle_metadata(shard_ctx& sh, request_context& ct
         }
         for (const auto* info : known) {
             mresp::metadata_response_topic t;
-            fill_topic(t, *info, topic_ops);
+            fill_topic(t, *info, topic_ops, view);
             resp.topics.push_back(std::move(t));
         }
         co_return encode_response(ctx, resp);
@@ -149,7 +207,7 @@ net::awaitable<net::response> handle_metadata(shard_ctx& sh, request_context& ct
         const std::string name = rt.name.value_or("");
         t.name = name;
         if (const auto* info = image->find_topic(name)) {
-            fill_topic(t, *info, topic_ops);
+            fill_topic(t, *info, topic_ops, view);
         } else if (!cluster::is_valid_topic_name(name)) {
             t.error_code = error::invalid_topic_exception;
         } else if (may_create) {
@@ -176,7 +234,7 @@ net::awaitable<net::response> handle_metadata(shard_ctx& sh, request_context& ct
                          ctx.client_id.value_or("null"));
             } else if (*o.error == cluster::errc::topic_already_exists) {
                 // Another request created it meanwhile: answer with it.
-                if (const auto* info = sh.image->find_topic(o.name)) fill_topic(t, *info, topic_ops);
+                if (const auto* info = sh.image->find_topic(o.name)) fill_topic(t, *info, topic_ops, view);
             } else if (*o.error == cluster::errc::invalid_topic_name ||
                        *o.error == cluster::errc::topic_name_collision) {
                 t.error_code = error::invalid_topic_exception;

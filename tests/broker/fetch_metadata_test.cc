@@ -477,4 +477,112 @@ TEST_F(fetch_metadata_test, metadata_by_topic_id) {
     }
 }
 
+// A partition whose log failed to open at start-up (a corrupt batch below its
+// recovery point), and one that goes offline on a read later: both answer
+// KAFKA_STORAGE_ERROR (NOT_LEADER_OR_FOLLOWER to Fetch v5 and older), and
+// Metadata lists them as Kafka lists a partition whose only replica is on a
+// failed log directory: no leader, the replica offline.
+TEST_F(fetch_metadata_test, offline_partitions_answer_as_kafka) {
+    // Small segments, so that "later-0" has closed segments an unclean
+    // restart does not scan.
+    const kafka::properties props = {{"log.segment.bytes", "1024"}};
+    ASSERT_NO_FATAL_FAILURE(start_broker(props));
+    for (const char* t : {"torn", "later", "fine"}) ASSERT_TRUE(create_topic(port(), t));
+    for (const char* t : {"torn", "later", "fine"}) {
+        for (int i = 0; i < 4; ++i) ASSERT_EQ(produce(port(), t, 0, batch_of(600, i)), 0);
+    }
+    stop_broker();
+
+    auto flip = [](const std::filesystem::path& file, std::streamoff at) {
+        std::fstream f(file, std::ios::in | std::ios::out | std::ios::binary);
+        ASSERT_TRUE(f.good()) << file;
+        f.seekg(at);
+        char b = 0;
+        f.read(&b, 1);
+        b = static_cast<char>(b ^ 0x40);
+        f.seekp(at);
+        f.write(&b, 1);
+    };
+    auto segments = [&](const std::string& partition_dir) {
+        std::vector<std::filesystem::path> out;
+        for (const auto& e : std::filesystem::directory_iterator(std::filesystem::path(dir_) / partition_dir)) {
+            if (e.path().extension() == ".log" && std::filesystem::file_size(e.path()) > 0) out.push_back(e.path());
+        }
+        std::sort(out.begin(), out.end());
+        return out;
+    };
+    // torn-0: its last segment, which the unclean restart scans; later-0: its
+    // first, closed segment, which only a read meets.
+    auto torn = segments("torn-0");
+    auto later = segments("later-0");
+    ASSERT_FALSE(torn.empty());
+    ASSERT_GE(later.size(), 2u);
+    ASSERT_NO_FATAL_FAILURE(flip(torn.back(), 100));
+    ASSERT_NO_FATAL_FAILURE(flip(later.front(), 100));
+    for (const auto& e : std::filesystem::directory_iterator(dir_)) {
+        if (e.path().filename().string().rfind(".kafka_cleanshutdown", 0) == 0) std::filesystem::remove(e.path());
+    }
+    ASSERT_NO_FATAL_FAILURE(start_broker(props));
+
+    // later-0 goes offline on the first read that meets the corrupt batch.
+    {
+        raw_client c(port());
+        auto f = c.call<gen::fetch_response>(fetch_of("later", {{0, 0}}, 1 << 20, 1 << 20), fetch_version);
+        EXPECT_EQ(f.responses.at(0).partitions.at(0).error_code, 56);
+    }
+    for (const char* t : {"torn", "later"}) {
+        SCOPED_TRACE(t);
+        raw_client c(port());
+        EXPECT_EQ(produce(port(), t, 0, batch_of(100, 9)), 56);  // KAFKA_STORAGE_ERROR
+        auto f = c.call<gen::fetch_response>(fetch_of(t, {{0, 0}}, 1 << 20, 1 << 20), fetch_version);
+        EXPECT_EQ(f.responses.at(0).partitions.at(0).error_code, 56);
+        f = c.call<gen::fetch_response>(fetch_of(t, {{0, 0}}, 1 << 20, 1 << 20), 5);
+        EXPECT_EQ(f.responses.at(0).partitions.at(0).error_code, 6) << "Fetch v5: NOT_LEADER_OR_FOLLOWER, as Kafka";
+
+        gen::list_offsets_request lo;
+        lo.replica_id = -1;
+        gen::list_offsets_request::list_offsets_topic lt;
+        lt.name = t;
+        lt.partitions.push_back({.partition_index = 0,
+                                 .current_leader_epoch = -1,
+                                 .timestamp = -1,
+                                 .max_num_offsets = 1,
+                                 .unknown_tagged_fields = {}});
+        lo.topics.push_back(lt);
+        auto l = c.call<gen::list_offsets_response>(lo, 9);
+        EXPECT_EQ(l.topics.at(0).partitions.at(0).error_code, 56);
+
+        gen::offset_for_leader_epoch_request oe;
+        oe.replica_id = -1;
+        gen::offset_for_leader_epoch_request::offset_for_leader_topic ot;
+        ot.topic = t;
+        ot.partitions.push_back(
+            {.partition = 0, .current_leader_epoch = -1, .leader_epoch = 0, .unknown_tagged_fields = {}});
+        oe.topics.push_back(ot);
+        auto e = c.call<gen::offset_for_leader_epoch_response>(oe, 4);
+        EXPECT_EQ(e.topics.at(0).partitions.at(0).error_code, 56);
+    }
+    auto md = metadata(port(), {"torn", "later", "fine"});
+    ASSERT_EQ(md.topics.size(), 3u);
+    for (const auto& t : md.topics) {
+        SCOPED_TRACE(t.name.value_or("?"));
+        ASSERT_EQ(t.partitions.size(), 1u);
+        const auto& p = t.partitions[0];
+        EXPECT_EQ(t.error_code, 0);
+        EXPECT_EQ(p.replica_nodes, std::vector<int32_t>{1});
+        EXPECT_EQ(p.isr_nodes, std::vector<int32_t>{1}) << "the last in-sync replica stays in the ISR";
+        if (t.name == "fine") {
+            EXPECT_EQ(p.error_code, 0);
+            EXPECT_EQ(p.leader_id, 1);
+            EXPECT_TRUE(p.offline_replicas.empty());
+        } else {
+            EXPECT_EQ(p.error_code, 5);  // LEADER_NOT_AVAILABLE
+            EXPECT_EQ(p.leader_id, -1);
+            EXPECT_EQ(p.offline_replicas, std::vector<int32_t>{1});
+        }
+    }
+    // The healthy partition still works.
+    EXPECT_EQ(produce(port(), "fine", 0, batch_of(100, 9)), 0);
+}
+
 }  // namespace
