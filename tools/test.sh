@@ -92,6 +92,9 @@ cluster_tests() {
   # DeleteRecords and retention on a replicated partition; a follower
   # behind the leader's log start catches up from a snapshot.
   "$venv/bin/python" tests/cluster/log_start_test.py || return 1
+  # KIP-951 in Fetch v16+: the current leader and its endpoint (Kafka's
+  # message classes read the answers: tests/kafka_ref/Probe.java).
+  "$venv/bin/python" tests/cluster/kip951_fetch_test.py || return 1
   # Producer state, a KIP-848 group and producer ids across kill -9 of the
   # controller (Kafka's error codes from ../shared's errors.tsv).
   FJORD_KAFKA_PROTOCOL="$shared" "$venv/bin/python" tests/cluster/failover_state_test.py

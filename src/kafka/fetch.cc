@@ -1,7 +1,9 @@
 // Fetch (API 1) for consumers: fetch sessions (KIP-227, fetch_session.h),
 // reads fanned out to the owning shards (storage::read_async: the pread runs
 // on the io_engine), min.bytes / max.wait.ms long-poll woken by appends,
-// leader epoch fencing, OFFSET_OUT_OF_RANGE only outside [log start, log end].
+// leader epoch fencing, OFFSET_OUT_OF_RANGE only outside [log start, log end],
+// NOT_LEADER_OR_FOLLOWER and FENCED_LEADER_EPOCH with the current leader
+// (KIP-951, v16+).
 //
 // Size limits as Kafka's ReplicaManager.readFromLog (KIP-74): every partition
 // reads at most min(its partition_max_bytes, what the response may still
@@ -65,6 +67,11 @@ struct fetch_item {
     // partition_max_bytes). Exact when the read reached that bound; a lower
     // bound past the read's limit when it stopped short.
     size_t available = 0;
+    // KIP-951: the leader this replica knows of, for NOT_LEADER_OR_FOLLOWER
+    // and FENCED_LEADER_EPOCH (Kafka's getCurrentLeader: the local replica's
+    // view, else the metadata's).
+    int32_t leader_id = -1;
+    int32_t leader_epoch = -1;
     // The bound (high watermark or LSO) the read saw: a waiting fetch waits
     // for it to move.
     int64_t upper = -1;
@@ -106,11 +113,15 @@ net::awaitable<void> read_one(shard_ctx& sh, fetch_item& it, read_round& round, 
     if (it.current_leader_epoch >= 0 && it.current_leader_epoch != p->leader_epoch()) {
         it.error =
             it.current_leader_epoch < p->leader_epoch() ? error::fenced_leader_epoch : error::unknown_leader_epoch;
+        it.leader_id = p->replica() ? p->replica()->leader().value_or(-1) : sh.owner.config().node_id;
+        it.leader_epoch = p->leader_epoch();
         co_return;
     }
     if (!p->leads()) {
         // A replicated partition's follower (or a leader that just lost its term).
         it.error = error::not_leader_or_follower;
+        it.leader_id = p->replica()->leader().value_or(-1);
+        it.leader_epoch = p->leader_epoch();
         co_return;
     }
     it.hw = p->high_watermark();
@@ -319,8 +330,11 @@ net::awaitable<net::response> handle_fetch(shard_ctx& sh, request_context& ctx, 
             it.pre_error = error::unknown_topic_or_partition;
             continue;
         }
-        if (info->partitions[static_cast<size_t>(pr.partition)].leader != sh.owner.config().node_id) {
+        const auto& pinfo = info->partitions[static_cast<size_t>(pr.partition)];
+        if (pinfo.leader != sh.owner.config().node_id) {
             it.pre_error = error::not_leader_or_follower;
+            it.leader_id = pinfo.leader;
+            it.leader_epoch = pinfo.leader_epoch;
             continue;
         }
         it.tp = storage::topic_partition{info->name, pr.partition};
@@ -407,6 +421,7 @@ net::awaitable<net::response> handle_fetch(shard_ctx& sh, request_context& ctx, 
         co_return encode_response(ctx, resp);
     }
     const auto final_parts = fctx.partitions();
+    std::vector<int32_t> leaders_named;
     for (size_t i = 0; i < items.size(); ++i) {
         if (!final_parts[i].include) continue;
         const auto& pr = final_parts[i];
@@ -428,6 +443,15 @@ net::awaitable<net::response> handle_fetch(shard_ctx& sh, request_context& ctx, 
         // not know KAFKA_STORAGE_ERROR; NOT_LEADER_OR_FOLLOWER makes them
         // refresh their metadata and retry.
         pd.error_code = it.error == error::kafka_storage_error && v <= 5 ? error::not_leader_or_follower : it.error;
+        if (v >= 16 && (it.error == error::not_leader_or_follower || it.error == error::fenced_leader_epoch)) {
+            // KIP-951: where to retry, without a Metadata round trip.
+            pd.current_leader.leader_id = it.leader_id;
+            pd.current_leader.leader_epoch = it.leader_epoch;
+            if (it.leader_id >= 0 &&
+                std::find(leaders_named.begin(), leaders_named.end(), it.leader_id) == leaders_named.end()) {
+                leaders_named.push_back(it.leader_id);
+            }
+        }
         pd.high_watermark = it.error == error::none || it.error == error::offset_out_of_range ? it.hw : -1;
         pd.last_stable_offset = it.error == error::none || it.error == error::offset_out_of_range ? it.lso : -1;
         pd.log_start_offset = it.error == error::none || it.error == error::offset_out_of_range ? it.log_start : -1;
@@ -456,6 +480,20 @@ net::awaitable<net::response> handle_fetch(shard_ctx& sh, request_context& ctx, 
         }
         fetched_bytes.inc(it.bytes);
         resp.responses.back().partitions.push_back(std::move(pd));
+    }
+    // KIP-951: the endpoints of the leaders named above, on this listener
+    // (Kafka's getAliveBrokerNode: a fenced or unknown leader is named, not listed).
+    const auto live = leaders_named.empty() ? std::vector<int32_t>{} : sh.owner.client_brokers(*image);
+    for (int32_t node : leaders_named) {
+        if (std::find(live.begin(), live.end(), node) == live.end()) continue;
+        auto ep = sh.owner.endpoint_of(*image, node, ctx.conn.listener);
+        if (!ep) continue;
+        const cluster::broker_info* b = image->find_broker(node);
+        resp.node_endpoints.push_back({.node_id = node,
+                                       .host = ep->first,
+                                       .port = ep->second,
+                                       .rack = b ? b->rack : std::nullopt,
+                                       .unknown_tagged_fields = {}});
     }
     co_return encode_response(ctx, resp);
 }
