@@ -217,6 +217,7 @@ struct wait_target {
     storage::topic_partition tp;
     int64_t fetch_offset;
     int64_t upper;  // what the last read saw; data past it is what we wait for
+    int32_t current_leader_epoch;
 };
 
 net::awaitable<void> wait_on_shard(shard_ctx* sh, std::vector<wait_target> parts,
@@ -227,7 +228,10 @@ net::awaitable<void> wait_on_shard(shard_ctx* sh, std::vector<wait_target> parts
     bool ready = false;
     for (const auto& t : parts) {
         partition* p = sh->find(t.tp);
-        if (!p || p->offline()) {
+        // Kafka's DelayedFetch completes at once when a partition is gone or
+        // offline, no longer led here, or its leader epoch moved.
+        if (!p || p->offline() || !p->leads() ||
+            (t.current_leader_epoch >= 0 && t.current_leader_epoch != p->leader_epoch())) {
             ready = true;
             break;
         }
@@ -389,7 +393,7 @@ net::awaitable<net::response> handle_fetch(shard_ctx& sh, request_context& ctx, 
             for (auto* it : by_shard[s]) {
                 // Past what this round saw: data beyond it is what we wait for
                 // (data below it is not enough yet).
-                targets.push_back({it->tp, it->fetch_offset, it->upper});
+                targets.push_back({it->tp, it->fetch_offset, it->upper, it->current_leader_epoch});
             }
             auto* owner = &sh.owner.shard(s);
             auto wait = sh.owner.shards().invoke_on(s, [owner, t = std::move(targets), deadline, isolation] {
