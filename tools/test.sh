@@ -94,6 +94,9 @@ cluster_tests() {
   "$venv/bin/python" tests/cluster/log_start_test.py || return 1
   # ElectLeaders through Kafka's kafka-leader-election and the AdminClient.
   "$venv/bin/python" tests/cluster/election_test.py || return 1
+  # KIP-951 in Fetch v16+: the current leader and its endpoint (Kafka's
+  # message classes read the answers: tests/kafka_ref/Probe.java).
+  "$venv/bin/python" tests/cluster/kip951_fetch_test.py || return 1
   # Producer state, a KIP-848 group and producer ids across kill -9 of the
   # controller (Kafka's error codes from ../shared's errors.tsv).
   FJORD_KAFKA_PROTOCOL="$shared" "$venv/bin/python" tests/cluster/failover_state_test.py || return 1

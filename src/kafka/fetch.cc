@@ -1,8 +1,24 @@
 // Fetch (API 1) for consumers: fetch sessions (KIP-227, fetch_session.h),
 // reads fanned out to the owning shards (storage::read_async: the pread runs
 // on the io_engine), min.bytes / max.wait.ms long-poll woken by appends,
-// size limits that always let the first batch through (KIP-74), leader
-// epoch fencing, OFFSET_OUT_OF_RANGE only outside [log start, log end].
+// leader epoch fencing, OFFSET_OUT_OF_RANGE only outside [log start, log end],
+// NOT_LEADER_OR_FOLLOWER and FENCED_LEADER_EPOCH with the current leader
+// (KIP-951, v16+).
+//
+// Size limits as Kafka's ReplicaManager.readFromLog (KIP-74): every partition
+// reads at most min(its partition_max_bytes, what the response may still
+// carry), the response's max_bytes being min(request, fetch.max.bytes); only
+// the first batch of the first partition that returns data may exceed them.
+// Fjord returns whole batches only (Kafka may end a partition's records with
+// a partial batch, which clients drop).
+//
+// Waiting (Kafka's DelayedFetch): min_bytes is capped at the response's
+// max_bytes. The first read answers at once when it returned min_bytes; else
+// the fetch waits, and completes as soon as the bytes available (per
+// partition up to its partition_max_bytes, whatever the response limit) reach
+// min_bytes, on an error or at max_wait_ms; it then answers what a read
+// returns, even if that is less than min_bytes.
+#include <algorithm>
 #include <chrono>
 
 #include "base/logger.h"
@@ -46,13 +62,28 @@ struct fetch_item {
     std::vector<shared_bytes> chunks;
     size_t bytes = 0;
     std::vector<storage::aborted_txn> aborted;  // read_committed: overlapping the records returned
+    // Kafka's DelayedFetch estimate of the bytes this partition has to give:
+    // min(bytes from the fetch offset to the high watermark (or LSO), its
+    // partition_max_bytes). Exact when the read reached that bound; a lower
+    // bound past the read's limit when it stopped short.
+    size_t available = 0;
+    // KIP-951: the leader this replica knows of, for NOT_LEADER_OR_FOLLOWER
+    // and FENCED_LEADER_EPOCH (Kafka's getCurrentLeader: the local replica's
+    // view, else the metadata's).
+    int32_t leader_id = -1;
+    int32_t leader_epoch = -1;
+    // The bound (high watermark or LSO) the read saw: a waiting fetch waits
+    // for it to move.
+    int64_t upper = -1;
 };
 
 struct read_round {
     size_t budget = 0;         // what the response may still carry
     bool first_given = false;  // a batch has been returned (KIP-74: only the first may exceed limits)
-    size_t total = 0;
+    size_t total = 0;          // bytes returned
+    size_t available = 0;      // sum of fetch_item::available
     bool any_error = false;
+    bool any_diverging = false;  // Kafka answers a diverging epoch at once
 };
 
 struct read_wait {
@@ -67,10 +98,12 @@ net::awaitable<void> read_one(shard_ctx& sh, fetch_item& it, read_round& round, 
     it.chunks.clear();
     it.aborted.clear();
     it.bytes = 0;
+    it.available = 0;
+    it.upper = -1;
     it.diverging_epoch = -1;
     partition* p = sh.find(it.tp);
     if (!p) {
-        it.error = error::unknown_topic_or_partition;
+        it.error = missing_partition_error(sh.logs.get(), it.tp);
         co_return;
     }
     if (p->offline()) {
@@ -80,11 +113,15 @@ net::awaitable<void> read_one(shard_ctx& sh, fetch_item& it, read_round& round, 
     if (it.current_leader_epoch >= 0 && it.current_leader_epoch != p->leader_epoch()) {
         it.error =
             it.current_leader_epoch < p->leader_epoch() ? error::fenced_leader_epoch : error::unknown_leader_epoch;
+        it.leader_id = p->replica() ? p->replica()->leader().value_or(-1) : sh.owner.config().node_id;
+        it.leader_epoch = p->leader_epoch();
         co_return;
     }
     if (!p->leads()) {
         // A replicated partition's follower (or a leader that just lost its term).
         it.error = error::not_leader_or_follower;
+        it.leader_id = p->replica()->leader().value_or(-1);
+        it.leader_epoch = p->leader_epoch();
         co_return;
     }
     it.hw = p->high_watermark();
@@ -103,11 +140,18 @@ net::awaitable<void> read_one(shard_ctx& sh, fetch_item& it, read_round& round, 
         }
     }
     const int64_t upper = isolation == 1 ? it.lso : it.hw;
+    it.upper = upper;
     if (it.fetch_offset >= upper) co_return;
-    size_t limit = static_cast<size_t>(std::max(it.max_bytes, 0));
-    if (round.first_given) {
-        limit = std::min(limit, round.budget);
-        if (limit == 0) co_return;
+    // Kafka: min(partition_max_bytes, what the response may still carry);
+    // the first batch of the response goes out whatever its size.
+    const size_t partition_max = static_cast<size_t>(std::max(it.max_bytes, 0));
+    const size_t limit = std::min(partition_max, round.budget);
+    // What this partition adds to the DelayedFetch estimate when it holds
+    // more than `limit` bytes below `upper`.
+    const size_t beyond_limit = std::min(partition_max, limit + 1);
+    if (round.first_given && limit == 0) {
+        it.available = beyond_limit;
+        co_return;
     }
     auto ex = co_await asio::this_coro::executor;
     auto w = std::make_shared<read_wait>(ex);
@@ -133,7 +177,15 @@ net::awaitable<void> read_one(shard_ctx& sh, fetch_item& it, read_round& round, 
     }
     auto& rr = *w->res;
     if (rr.bytes == 0) co_return;
-    if (round.first_given && rr.bytes > limit) co_return;  // only the first batch may exceed the limits
+    // Stopped before `upper`: more than `limit` bytes wait there (or the
+    // read met the end of a segment).
+    it.available = rr.next_offset >= upper ? std::min(rr.bytes, partition_max)
+                                           : std::max(std::min(rr.bytes, partition_max), beyond_limit);
+    if (round.first_given && rr.bytes > limit) {
+        // Only the first batch may exceed the limits.
+        it.available = beyond_limit;
+        co_return;
+    }
     if (isolation == 1) {
         auto ab = p->log().aborted_transactions(it.fetch_offset, rr.next_offset);
         if (!ab) {
@@ -153,6 +205,8 @@ net::awaitable<void> read_on_shard(shard_ctx* sh, std::vector<fetch_item*> items
     for (auto* it : items) {
         co_await read_one(*sh, *it, *round, isolation);
         if (it->error != 0) round->any_error = true;
+        if (it->diverging_epoch >= 0) round->any_diverging = true;
+        round->available += it->available;
     }
 }
 
@@ -162,6 +216,8 @@ net::awaitable<void> read_on_shard(shard_ctx* sh, std::vector<fetch_item*> items
 struct wait_target {
     storage::topic_partition tp;
     int64_t fetch_offset;
+    int64_t upper;  // what the last read saw; data past it is what we wait for
+    int32_t current_leader_epoch;
 };
 
 net::awaitable<void> wait_on_shard(shard_ctx* sh, std::vector<wait_target> parts,
@@ -172,12 +228,15 @@ net::awaitable<void> wait_on_shard(shard_ctx* sh, std::vector<wait_target> parts
     bool ready = false;
     for (const auto& t : parts) {
         partition* p = sh->find(t.tp);
-        if (!p || p->offline()) {
+        // Kafka's DelayedFetch completes at once when a partition is gone or
+        // offline, no longer led here, or its leader epoch moved.
+        if (!p || p->offline() || !p->leads() ||
+            (t.current_leader_epoch >= 0 && t.current_leader_epoch != p->leader_epoch())) {
             ready = true;
             break;
         }
         int64_t upper = isolation == 1 ? p->last_stable_offset() : p->high_watermark();
-        if (upper > t.fetch_offset || t.fetch_offset > p->log_end_offset()) {
+        if (upper > std::max(t.fetch_offset, t.upper) || t.fetch_offset > p->log_end_offset()) {
             ready = true;
             break;
         }
@@ -275,8 +334,11 @@ net::awaitable<net::response> handle_fetch(shard_ctx& sh, request_context& ctx, 
             it.pre_error = error::unknown_topic_or_partition;
             continue;
         }
-        if (info->partitions[static_cast<size_t>(pr.partition)].leader != sh.owner.config().node_id) {
+        const auto& pinfo = info->partitions[static_cast<size_t>(pr.partition)];
+        if (pinfo.leader != sh.owner.config().node_id) {
             it.pre_error = error::not_leader_or_follower;
+            it.leader_id = pinfo.leader;
+            it.leader_epoch = pinfo.leader_epoch;
             continue;
         }
         it.tp = storage::topic_partition{info->name, pr.partition};
@@ -284,7 +346,9 @@ net::awaitable<net::response> handle_fetch(shard_ctx& sh, request_context& ctx, 
     }
 
     const int8_t isolation = v >= 4 ? req->isolation_level : 0;
-    int64_t max_bytes = std::min<int64_t>(v >= 3 ? req->max_bytes : INT32_MAX, sh.owner.config().fetch_max_bytes);
+    const int64_t max_bytes = std::min<int64_t>(v >= 3 ? req->max_bytes : INT32_MAX, sh.owner.config().fetch_max_bytes);
+    // Kafka: fetchMinBytes = min(min_bytes, fetchMaxBytes).
+    const size_t min_bytes = static_cast<size_t>(std::max<int64_t>(std::min<int64_t>(req->min_bytes, max_bytes), 0));
     const auto deadline =
         asio::steady_timer::clock_type::now() + std::chrono::milliseconds(std::max(req->max_wait_ms, 0));
     bool waited = false;
@@ -311,9 +375,12 @@ net::awaitable<net::response> handle_fetch(shard_ctx& sh, request_context& ctx, 
             });
             co_await std::move(task);
         }
-        const bool enough = round.total >= static_cast<size_t>(std::max(req->min_bytes, 0));
-        if (enough || round.any_error || req->max_wait_ms <= 0 || asio::steady_timer::clock_type::now() >= deadline ||
-            shard_order.empty() || sh.stopping) {
+        // The first read answers when it returned min_bytes; after that, as
+        // Kafka's DelayedFetch (also tried once right after that first read),
+        // when the bytes available reach it.
+        const bool enough = (!waited && round.total >= min_bytes) || round.available >= min_bytes;
+        if (enough || round.any_error || round.any_diverging || req->max_wait_ms <= 0 ||
+            asio::steady_timer::clock_type::now() >= deadline || shard_order.empty() || sh.stopping) {
             break;
         }
         // Long-poll: wait until an append may have brought data, or the deadline.
@@ -324,8 +391,9 @@ net::awaitable<net::response> handle_fetch(shard_ctx& sh, request_context& ctx, 
         for (unsigned s : shard_order) {
             std::vector<wait_target> targets;
             for (auto* it : by_shard[s]) {
-                // Past what this round returned: data beyond it is what we wait for.
-                targets.push_back({it->tp, it->fetch_offset});
+                // Past what this round saw: data beyond it is what we wait for
+                // (data below it is not enough yet).
+                targets.push_back({it->tp, it->fetch_offset, it->upper, it->current_leader_epoch});
             }
             auto* owner = &sh.owner.shard(s);
             auto wait = sh.owner.shards().invoke_on(s, [owner, t = std::move(targets), deadline, isolation] {
@@ -357,6 +425,7 @@ net::awaitable<net::response> handle_fetch(shard_ctx& sh, request_context& ctx, 
         co_return encode_response(ctx, resp);
     }
     const auto final_parts = fctx.partitions();
+    std::vector<int32_t> leaders_named;
     for (size_t i = 0; i < items.size(); ++i) {
         if (!final_parts[i].include) continue;
         const auto& pr = final_parts[i];
@@ -374,7 +443,19 @@ net::awaitable<net::response> handle_fetch(shard_ctx& sh, request_context& ctx, 
         }
         gen::fetch_response::partition_data pd;
         pd.partition_index = pr.partition;
-        pd.error_code = it.error;
+        // Kafka (maybeDownConvertStorageError): Fetch v5 and older clients may
+        // not know KAFKA_STORAGE_ERROR; NOT_LEADER_OR_FOLLOWER makes them
+        // refresh their metadata and retry.
+        pd.error_code = it.error == error::kafka_storage_error && v <= 5 ? error::not_leader_or_follower : it.error;
+        if (v >= 16 && (it.error == error::not_leader_or_follower || it.error == error::fenced_leader_epoch)) {
+            // KIP-951: where to retry, without a Metadata round trip.
+            pd.current_leader.leader_id = it.leader_id;
+            pd.current_leader.leader_epoch = it.leader_epoch;
+            if (it.leader_id >= 0 &&
+                std::find(leaders_named.begin(), leaders_named.end(), it.leader_id) == leaders_named.end()) {
+                leaders_named.push_back(it.leader_id);
+            }
+        }
         pd.high_watermark = it.error == error::none || it.error == error::offset_out_of_range ? it.hw : -1;
         pd.last_stable_offset = it.error == error::none || it.error == error::offset_out_of_range ? it.lso : -1;
         pd.log_start_offset = it.error == error::none || it.error == error::offset_out_of_range ? it.log_start : -1;
@@ -403,6 +484,20 @@ net::awaitable<net::response> handle_fetch(shard_ctx& sh, request_context& ctx, 
         }
         fetched_bytes.inc(it.bytes);
         resp.responses.back().partitions.push_back(std::move(pd));
+    }
+    // KIP-951: the endpoints of the leaders named above, on this listener
+    // (Kafka's getAliveBrokerNode: a fenced or unknown leader is named, not listed).
+    const auto live = leaders_named.empty() ? std::vector<int32_t>{} : sh.owner.client_brokers(*image);
+    for (int32_t node : leaders_named) {
+        if (std::find(live.begin(), live.end(), node) == live.end()) continue;
+        auto ep = sh.owner.endpoint_of(*image, node, ctx.conn.listener);
+        if (!ep) continue;
+        const cluster::broker_info* b = image->find_broker(node);
+        resp.node_endpoints.push_back({.node_id = node,
+                                       .host = ep->first,
+                                       .port = ep->second,
+                                       .rack = b ? b->rack : std::nullopt,
+                                       .unknown_tagged_fields = {}});
     }
     co_return encode_response(ctx, resp);
 }

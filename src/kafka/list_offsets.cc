@@ -40,7 +40,7 @@ struct offsets_item {
 void list_one(shard_ctx& sh, offsets_item& it, int8_t isolation) {
     partition* p = sh.find(it.tp);
     if (!p) {
-        it.error = error::unknown_topic_or_partition;
+        it.error = missing_partition_error(sh.logs.get(), it.tp);
         return;
     }
     if (p->offline()) {
@@ -123,7 +123,7 @@ net::awaitable<void> epochs_on_shard(shard_ctx* sh, std::vector<epoch_item*> ite
     for (auto* it : items) {
         partition* p = sh->find(it->tp);
         if (!p) {
-            it->error = error::unknown_topic_or_partition;
+            it->error = missing_partition_error(sh->logs.get(), it->tp);
             continue;
         }
         if (p->offline()) {

@@ -1,6 +1,25 @@
 // Metadata (API 3): brokers, cluster id, controller, topics with their
 // partitions; creates topics on request when auto.create.topics.enable.
+//
+// Topics by id (v12+; Kafka refuses ids and null names below v12 with
+// INVALID_REQUEST): when the request names any topic id, Kafka answers the
+// ids only (names given beside them are ignored): UNKNOWN_TOPIC_ID for the
+// unknown ones first, then the known topics, each once; never auto-creation.
+//
+// Offline replicas, as Kafka's KRaftMetadataCache: a replica on a broker that
+// is not live (fenced or not registered), or whose log is offline here (a
+// log that failed to open at start-up, failed later, or a replicated
+// partition's replica stopped on a storage failure: what Kafka calls a
+// replica on a failed log directory). Kafka's controller takes such a
+// replica out of the ISR (unless it is the last) and its leadership away
+// (to no leader when no other replica is in sync); Fjord answers that here
+// for the replicas of this node (other nodes' failed replicas are not in the
+// metadata yet, so only they list theirs).
 #include "protocol/gen/metadata.h"
+
+#include <algorithm>
+#include <set>
+
 #include "base/logger.h"
 #include "cluster/topic_name.h"
 #include "kafka/broker.h"
@@ -12,7 +31,17 @@ namespace gen = protocol::gen;
 using mresp = gen::metadata_response;
 
 namespace {
-void fill_topic(mresp::metadata_response_topic& t, const cluster::topic_info& info, bool authorized_ops) {
+using offline_set = std::set<storage::topic_partition>;
+
+// What fill_topic needs beyond the topic.
+struct partition_view {
+    int32_t self = -1;
+    std::vector<int32_t> live;  // brokers clients may use, sorted
+    const offline_set* offline = nullptr;
+};
+
+void fill_topic(mresp::metadata_response_topic& t, const cluster::topic_info& info, bool authorized_ops,
+                const partition_view& view) {
     t.error_code = error::none;
     t.name = info.name;
     t.topic_id = info.id;
@@ -20,15 +49,64 @@ void fill_topic(mresp::metadata_response_topic& t, const cluster::topic_info& in
     t.partitions.reserve(info.partitions.size());
     for (const auto& p : info.partitions) {
         mresp::metadata_response_partition mp;
-        mp.error_code = p.leader >= 0 ? error::none : error::leader_not_available;
         mp.partition_index = p.partition;
         mp.leader_id = p.leader;
         mp.leader_epoch = p.leader_epoch;
         mp.replica_nodes = p.replicas;
         mp.isr_nodes = p.isr;
+        const bool offline_here = view.offline->count(storage::topic_partition{info.name, p.partition}) > 0;
+        for (int32_t r : p.replicas) {
+            const bool live = std::binary_search(view.live.begin(), view.live.end(), r);
+            if (!live || (r == view.self && offline_here)) mp.offline_replicas.push_back(r);
+        }
+        if (offline_here) {
+            if (mp.isr_nodes.size() > 1) std::erase(mp.isr_nodes, view.self);
+            if (mp.leader_id == view.self) mp.leader_id = -1;
+        }
+        mp.error_code = mp.leader_id >= 0 ? error::none : error::leader_not_available;
         t.partitions.push_back(std::move(mp));
     }
     if (authorized_ops) t.topic_authorized_operations = topic_operations_all;
+}
+
+// The partitions whose log is offline on this node, from every shard.
+net::awaitable<offline_set> offline_on_shard(shard_ctx* sh) {
+    offline_set out;
+    if (sh->logs) {
+        for (const auto& [tp, why] : sh->logs->offline()) out.insert(tp);
+    }
+    for (const auto& [tp, p] : sh->partitions) {
+        if (p->offline()) out.insert(tp);
+    }
+    co_return out;
+}
+
+net::awaitable<offline_set> offline_partitions(shard_ctx& sh) {
+    offline_set all;
+    for (unsigned s = 0; s < sh.owner.shards().count(); ++s) {
+        auto* owner = &sh.owner.shard(s);
+        auto one = sh.owner.shards().invoke_on(s, [owner] { return offline_on_shard(owner); });
+        auto got = co_await std::move(one);
+        all.merge(got);
+    }
+    co_return all;
+}
+
+// Kafka's answer to a request it cannot serve (MetadataRequest.getErrorResponse):
+// no brokers, no cluster id, every requested topic with `code`.
+mresp error_response(const gen::metadata_request& req, int16_t code) {
+    mresp err;
+    err.cluster_id = std::nullopt;
+    if (req.topics) {
+        for (const auto& t : *req.topics) {
+            mresp::metadata_response_topic et;
+            et.error_code = code;
+            et.name = t.name.value_or("");
+            et.topic_id = t.topic_id;
+            err.topics.push_back(std::move(et));
+        }
+    }
+    return err;
 }
 }  // namespace
 
@@ -65,11 +143,52 @@ net::awaitable<net::response> handle_metadata(shard_ctx& sh, request_context& ct
         resp.cluster_authorized_operations = cluster_operations_all;
     }
 
+    // Below v12 Kafka refuses topic ids and null names (v10 and v11 carry
+    // the fields): INVALID_REQUEST for the whole request.
+    if (!all_topics && v < 12) {
+        for (const auto& rt : *req->topics) {
+            if (!rt.name || !rt.topic_id.is_zero())
+                co_return encode_response(ctx, error_response(*req, error::invalid_request));
+        }
+    }
+
     auto image = sh.image;
+    auto brokers = sh.owner.client_brokers(*image);
+    std::sort(brokers.begin(), brokers.end());
+    auto collecting = offline_partitions(sh);
+    const auto offline = co_await std::move(collecting);
+    const partition_view view{.self = cfg.node_id, .live = std::move(brokers), .offline = &offline};
     if (all_topics) {
         for (const auto& [name, info] : image->topics()) {
             mresp::metadata_response_topic t;
-            fill_topic(t, *info, topic_ops);
+            fill_topic(t, *info, topic_ops, view);
+            resp.topics.push_back(std::move(t));
+        }
+        co_return encode_response(ctx, resp);
+    }
+
+    // By id: the ids alone answer (Kafka ignores the names beside them).
+    std::vector<protocol::uuid> ids;
+    for (const auto& rt : *req->topics) {
+        if (!rt.topic_id.is_zero() && std::find(ids.begin(), ids.end(), rt.topic_id) == ids.end())
+            ids.push_back(rt.topic_id);
+    }
+    if (!ids.empty()) {
+        std::vector<const cluster::topic_info*> known;
+        for (const auto& id : ids) {
+            if (const auto* info = image->find_topic(id)) {
+                known.push_back(info);
+                continue;
+            }
+            mresp::metadata_response_topic t;
+            t.error_code = error::unknown_topic_id;
+            t.name = std::nullopt;
+            t.topic_id = id;
+            resp.topics.push_back(std::move(t));
+        }
+        for (const auto* info : known) {
+            mresp::metadata_response_topic t;
+            fill_topic(t, *info, topic_ops, view);
             resp.topics.push_back(std::move(t));
         }
         co_return encode_response(ctx, resp);
@@ -78,40 +197,17 @@ net::awaitable<net::response> handle_metadata(shard_ctx& sh, request_context& ct
     // A topic with neither name nor id: Kafka fails the whole request with
     // its generic error answer (no brokers, every topic UNKNOWN_SERVER_ERROR).
     for (const auto& rt : *req->topics) {
-        if (!rt.name && rt.topic_id.is_zero()) {
-            mresp err;
-            err.cluster_id = std::nullopt;
-            for (const auto& t : *req->topics) {
-                mresp::metadata_response_topic et;
-                et.error_code = error::unknown_server_error;
-                et.name = t.name.value_or("");
-                et.topic_id = t.topic_id;
-                resp.topics.push_back(std::move(et));
-                err.topics.push_back(resp.topics.back());
-            }
-            co_return encode_response(ctx, err);
-        }
+        if (!rt.name) co_return encode_response(ctx, error_response(*req, error::unknown_server_error));
     }
 
     std::vector<cluster::topic_spec> to_create;
     std::vector<size_t> created_at;
     for (const auto& rt : *req->topics) {
         mresp::metadata_response_topic t;
-        if (v >= 10 && !rt.topic_id.is_zero() && !rt.name) {
-            t.topic_id = rt.topic_id;
-            t.name = std::nullopt;
-            if (const auto* info = image->find_topic(rt.topic_id)) {
-                fill_topic(t, *info, topic_ops);
-            } else {
-                t.error_code = error::unknown_topic_id;
-            }
-            resp.topics.push_back(std::move(t));
-            continue;
-        }
         const std::string name = rt.name.value_or("");
         t.name = name;
         if (const auto* info = image->find_topic(name)) {
-            fill_topic(t, *info, topic_ops);
+            fill_topic(t, *info, topic_ops, view);
         } else if (!cluster::is_valid_topic_name(name)) {
             t.error_code = error::invalid_topic_exception;
         } else if (may_create) {
@@ -138,7 +234,7 @@ net::awaitable<net::response> handle_metadata(shard_ctx& sh, request_context& ct
                          ctx.client_id.value_or("null"));
             } else if (*o.error == cluster::errc::topic_already_exists) {
                 // Another request created it meanwhile: answer with it.
-                if (const auto* info = sh.image->find_topic(o.name)) fill_topic(t, *info, topic_ops);
+                if (const auto* info = sh.image->find_topic(o.name)) fill_topic(t, *info, topic_ops, view);
             } else if (*o.error == cluster::errc::invalid_topic_name ||
                        *o.error == cluster::errc::topic_name_collision) {
                 t.error_code = error::invalid_topic_exception;

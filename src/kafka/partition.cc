@@ -2,6 +2,9 @@
 
 #include <algorithm>
 
+#include "kafka/errors.h"
+#include "storage/log_manager.h"
+
 namespace fjord::kafka {
 
 partition::partition(storage::log& lg, storage::io_engine& io, storage::post_fn post, protocol::uuid topic_id,
@@ -44,6 +47,10 @@ void partition::wake_waiters() {
 
 void partition::remove_waiter(data_waiter* w) {
     std::erase(waiters_, w);
+}
+
+int16_t missing_partition_error(const storage::log_manager* logs, const storage::topic_partition& tp) {
+    return logs && logs->offline().count(tp) ? error::kafka_storage_error : error::unknown_topic_or_partition;
 }
 
 }  // namespace fjord::kafka

@@ -27,6 +27,10 @@
 #include "storage/durability.h"
 #include "storage/log.h"
 
+namespace fjord::storage {
+class log_manager;
+}
+
 namespace fjord::kafka {
 
 // A fetch waiting on one or more partitions of this shard: woken when any of
@@ -82,5 +86,12 @@ private:
     std::vector<data_waiter*> waiters_;
     replica::replica* replica_ = nullptr;
 };
+
+// The error for a partition the metadata places on this shard that has no
+// partition object: KAFKA_STORAGE_ERROR when its log failed to open at
+// start-up (a corrupt segment below its recovery point: in Kafka's terms a
+// replica on a failed log directory, answered as one that fails later),
+// else UNKNOWN_TOPIC_OR_PARTITION.
+int16_t missing_partition_error(const storage::log_manager* logs, const storage::topic_partition& tp);
 
 }  // namespace fjord::kafka

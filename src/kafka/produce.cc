@@ -103,7 +103,7 @@ sequence_verdict check_sequence(partition& p, const produce_check& c, produce_it
 void append_one(shard_ctx& sh, produce_item& it, int16_t acks, int64_t now) {
     partition* p = sh.find(it.tp);
     if (!p) {
-        it.error = error::unknown_topic_or_partition;
+        it.error = missing_partition_error(sh.logs.get(), it.tp);
         return;
     }
     it.log_start = p->log_start_offset();

@@ -249,9 +249,35 @@ def check_admin():
                  lambda: admin.delete_topics([b], operation_timeout=30)[b].result(30))
 
 
+def check_fetch_max_bytes():
+    """Issue 18 item 2: a consumer asking for at most 1,000,000 bytes per
+    response and 20,000,000 per partition, over 21 records of 900 KB. A
+    response must stay within fetch.max.bytes (only a first batch may exceed
+    it), or it exceeds receive.message.max.bytes and librdkafka reconnects
+    and retries forever."""
+    topic = itlib.topic_name(SUITE, "fetch-max-bytes")
+    create_topic(topic)
+    p = Producer({"bootstrap.servers": BOOTSTRAP, "linger.ms": 0})
+    errors = []
+    for i in range(21):
+        p.produce(topic, value=bytes([i]) * 900_000, partition=0,
+                  on_delivery=lambda err, msg: errors.append(err) if err else None)
+        p.poll(0)
+    assert p.flush(60) == 0 and not errors, "produce failed: %r" % errors[:3]
+    c = Consumer({"bootstrap.servers": BOOTSTRAP, "group.id": "fjord-it-" + SUITE, "enable.auto.commit": False,
+                  "enable.partition.eof": True, "fetch.max.bytes": 1_000_000,
+                  "max.partition.fetch.bytes": 20_000_000, "receive.message.max.bytes": 1_100_000})
+    try:
+        got = read(c, topic, 0, 0)
+    finally:
+        c.close()
+    assert [m.value for m in got] == [bytes([i]) * 900_000 for i in range(21)], \
+        "read %d records of 21" % len(got)
+
+
 if __name__ == "__main__":
     version = confluent_kafka.version()
     version = version[0] if isinstance(version, tuple) else version
     print("%s: confluent-kafka %s, librdkafka %s" % (SUITE, version, confluent_kafka.libversion()[0]))
     sys.exit(itlib.run_tests(SUITE, [(codec, lambda codec=codec: check_codec(codec)) for codec in itlib.CODECS]
-                             + [("admin", check_admin)]))
+                             + [("admin", check_admin), ("fetch-max-bytes", check_fetch_max_bytes)]))

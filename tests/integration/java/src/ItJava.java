@@ -47,6 +47,7 @@ import org.apache.kafka.clients.producer.RecordMetadata;
 import org.apache.kafka.common.Node;
 import org.apache.kafka.common.PartitionInfo;
 import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.TopicCollection;
 import org.apache.kafka.common.TopicPartitionInfo;
 import org.apache.kafka.common.Uuid;
 import org.apache.kafka.common.config.ConfigResource;
@@ -55,6 +56,7 @@ import org.apache.kafka.common.errors.InvalidPartitionsException;
 import org.apache.kafka.common.errors.InvalidReplicationFactorException;
 import org.apache.kafka.common.errors.OffsetOutOfRangeException;
 import org.apache.kafka.common.errors.TopicExistsException;
+import org.apache.kafka.common.errors.UnknownTopicIdException;
 import org.apache.kafka.common.errors.UnknownTopicOrPartitionException;
 import org.apache.kafka.common.header.Header;
 import org.apache.kafka.common.header.internals.RecordHeader;
@@ -501,6 +503,46 @@ public class ItJava {
     return out;
   }
 
+  // Lookups by topic id (issue 18 item 7): Admin.describeTopics by id sends
+  // Metadata naming the id with an empty name; so does the KIP-848 consumer for
+  // the topics a regex subscription is assigned.
+  static void checkTopicIds() throws Exception {
+    String topic = "it." + SUITE + ".by-id." + RUN_ID;
+    try (Admin admin = Admin.create(common())) {
+      admin.createTopics(List.of(new NewTopic(topic, 2, (short) 1))).all().get();
+      Uuid id = admin.describeTopics(List.of(topic)).allTopicNames().get().get(topic).topicId();
+      TopicDescription d = admin.describeTopics(TopicCollection.ofTopicIds(List.of(id))).allTopicIds().get().get(id);
+      check(d != null && topic.equals(d.name()) && id.equals(d.topicId()) && d.partitions().size() == 2,
+          "describeTopics by id %s: %s", id, d);
+      Uuid unknown = Uuid.randomUuid();
+      expectError("describeTopics by an unknown id", UnknownTopicIdException.class,
+          () -> admin.describeTopics(TopicCollection.ofTopicIds(List.of(unknown))).allTopicIds().get());
+    }
+    Properties pp = common();
+    pp.put("key.serializer", ByteArraySerializer.class.getName());
+    pp.put("value.serializer", ByteArraySerializer.class.getName());
+    try (KafkaProducer<byte[], byte[]> producer = new KafkaProducer<>(pp)) {
+      for (int i = 0; i < 4; i++) {
+        producer.send(new ProducerRecord<>(topic, i % 2, null, ("r" + i).getBytes(StandardCharsets.UTF_8))).get();
+      }
+    }
+    Properties p = common();
+    p.put("key.deserializer", ByteArrayDeserializer.class.getName());
+    p.put("value.deserializer", ByteArrayDeserializer.class.getName());
+    p.put("group.id", "it." + SUITE + ".by-id-group." + RUN_ID);
+    p.put("group.protocol", "consumer");
+    p.put("auto.offset.reset", "earliest");
+    int got = 0;
+    try (KafkaConsumer<byte[], byte[]> c = new KafkaConsumer<>(p)) {
+      c.subscribe(Pattern.compile(Pattern.quote("it." + SUITE + ".by-id.") + ".*" + Pattern.quote(RUN_ID)));
+      long deadline = System.currentTimeMillis() + 45_000;
+      while (got < 4 && System.currentTimeMillis() < deadline) {
+        got += c.poll(Duration.ofMillis(500)).count();
+      }
+    }
+    check(got == 4, "a KIP-848 consumer subscribed to a regex read %d of 4 records", got);
+  }
+
   public static void main(String[] args) throws Exception {
     bootstrap = Objects.requireNonNull(System.getenv("FJORD_IT_BOOTSTRAP"), "FJORD_IT_BOOTSTRAP");
     metricsUrl = System.getenv().getOrDefault("FJORD_IT_METRICS_URL", "");
@@ -542,6 +584,18 @@ public class ItJava {
       } catch (Throwable e) {
         failed++;
         System.out.printf("FAIL %s: admin (%.1fs)%n", SUITE, (System.nanoTime() - t0) / 1e9);
+        e.printStackTrace(System.out);
+      }
+    }
+    if ("topic-ids".contains(only)) {
+      long t0 = System.nanoTime();
+      try {
+        checkTopicIds();
+        passed++;
+        System.out.printf("ok   %s: topic-ids (%.1fs)%n", SUITE, (System.nanoTime() - t0) / 1e9);
+      } catch (Throwable e) {
+        failed++;
+        System.out.printf("FAIL %s: topic-ids (%.1fs)%n", SUITE, (System.nanoTime() - t0) / 1e9);
         e.printStackTrace(System.out);
       }
     }
