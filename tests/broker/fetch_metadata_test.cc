@@ -484,8 +484,9 @@ TEST_F(fetch_metadata_test, metadata_by_topic_id) {
 // failed log directory: no leader, the replica offline.
 TEST_F(fetch_metadata_test, offline_partitions_answer_as_kafka) {
     // Small segments, so that "later-0" has closed segments an unclean
-    // restart does not scan.
-    const kafka::properties props = {{"log.segment.bytes", "1024"}};
+    // restart does not scan; two shards, so that Metadata gathers the
+    // offline logs of both.
+    const kafka::properties props = {{"log.segment.bytes", "1024"}, {"fjord.smp", "2"}};
     ASSERT_NO_FATAL_FAILURE(start_broker(props));
     for (const char* t : {"torn", "later", "fine"}) ASSERT_TRUE(create_topic(port(), t));
     for (const char* t : {"torn", "later", "fine"}) {
