@@ -732,8 +732,8 @@ net::awaitable<void> broker::housekeeping(broker* self, unsigned shard) {
                     // watermark (as Kafka); the next checkpoint removes the segments.
                     auto start = p->log().retention_start(now, rep->high_watermark());
                     if (start && *start > p->log_start_offset() && rep->advance_log_start(*start)) {
-                        log_info("partition {}-{}: retention moved the log start offset to {}", tp.topic,
-                                 tp.partition, *start);
+                        log_info("partition {}-{}: retention moved the log start offset to {}", tp.topic, tp.partition,
+                                 *start);
                         next_checkpoint = now;
                     }
                     continue;

@@ -36,8 +36,9 @@ const char* default_message(int16_t code) {
         case error::eligible_leaders_not_available: return "Eligible topic partition leaders are not available.";
         case error::election_not_needed: return "Leader election not needed for topic partition.";
         case error::request_timed_out: return "The request timed out.";
-        case error::not_leader_or_follower: return "For requests intended only for the leader, this error indicates "
-                                                   "that the broker is not the current leader.";
+        case error::not_leader_or_follower:
+            return "For requests intended only for the leader, this error indicates "
+                   "that the broker is not the current leader.";
         default: return nullptr;
     }
 }

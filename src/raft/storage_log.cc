@@ -164,9 +164,9 @@ void storage_log::append(entry e) {
     storage::append_options o;
     o.assign_offsets = false;  // Raft chose the offsets and the term
     // The wall clock, for segment.ms (the core itself has no clock).
-    o.now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                   std::chrono::system_clock::now().time_since_epoch())
-                   .count();
+    o.now_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+            .count();
     // A data batch that already carries its offset and term (a follower's,
     // as the leader sent it) is appended as it is: with assign_offsets off
     // the storage log does not write into the bytes.
@@ -219,7 +219,8 @@ void storage_log::truncate_prefix(offset new_start, term_id prev_term) {
         if (!r.ok()) fail(fmt::format("restarting at {} failed: {}", new_start.get(), storage::describe(r.error())));
     } else if (new_start.get() > log_.start_offset()) {
         auto r = log_.advance_start_offset(new_start.get());
-        if (!r.ok()) fail(fmt::format("moving the start to {} failed: {}", new_start.get(), storage::describe(r.error())));
+        if (!r.ok())
+            fail(fmt::format("moving the start to {} failed: {}", new_start.get(), storage::describe(r.error())));
     }
     start_ = new_start;
     prev_term_ = prev_term;

@@ -281,9 +281,12 @@ void shard_replicas::handle(raft::group_manager::output out) {
         auto failed = std::move(log_failures_);
         log_failures_.clear();
         for (raft::group_id g : failed) {
-            if (replica* r = find(g); r && !r->failed_) fail_replica(*r, fmt::format("{}: {}", r->log_.dir(), r->rlog_->failure()));
+            if (replica* r = find(g); r && !r->failed_)
+                fail_replica(*r, fmt::format("{}: {}", r->log_.dir(), r->rlog_->failure()));
         }
-        const auto gone = [&failed](raft::group_id g) { return std::find(failed.begin(), failed.end(), g) != failed.end(); };
+        const auto gone = [&failed](raft::group_id g) {
+            return std::find(failed.begin(), failed.end(), g) != failed.end();
+        };
         std::erase_if(out.messages, [&](raft::envelope& e) {
             if (const auto* m = std::get_if<raft::message>(&e.body)) return gone(m->group);
             auto& hb = std::get<raft::heartbeat_batch>(e.body);

@@ -129,7 +129,7 @@ private:
     std::unique_ptr<hard_state_file> state_;
     raft::raft* core_ = nullptr;  // owned by the owner's group manager
     int64_t commit_ = -1;
-    int64_t snapshot_start_ = -1;  // the log start offset of an installed snapshot, not applied yet
+    int64_t snapshot_start_ = -1;              // the log start offset of an installed snapshot, not applied yet
     std::deque<waiter> commit_waiters_;        // acks=all, `last` ascending
     std::deque<waiter> flush_waiters_;         // acks=1, `last` ascending
     std::map<int32_t, int64_t> caught_up_ms_;  // follower -> when its log last reached ours

@@ -306,7 +306,8 @@ TEST_F(replicas_test, a_follower_behind_the_leaders_log_start_catches_up_from_a_
     auto more = std::make_shared<std::optional<int>>();
     produce(l, 2, true, more, &last);
     ASSERT_TRUE(run_until([&] {
-        return more->has_value() && nodes_[f].rep->high_watermark() == last + 1 && nodes_[f].lg->end_offset() == last + 1;
+        return more->has_value() && nodes_[f].rep->high_watermark() == last + 1 &&
+               nodes_[f].lg->end_offset() == last + 1;
     }));
     EXPECT_EQ(**more, 0);
     EXPECT_EQ(nodes_[f].lg->start_offset(), lso);

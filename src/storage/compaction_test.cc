@@ -323,9 +323,9 @@ TEST(compaction, keep_every_batch_leaves_no_hole) {
     compaction_fixture f;
     log& l = *f.l;
     for (int i = 0; i < 30; ++i) {
-        ASSERT_TRUE(append_v(l, keyed_batch({{"k" + std::to_string(i % 3), "v" + std::to_string(i)}}, 1000 + i),
-                             {.now_ms = i})
-                        .ok());
+        ASSERT_TRUE(
+            append_v(l, keyed_batch({{"k" + std::to_string(i % 3), "v" + std::to_string(i)}}, 1000 + i), {.now_ms = i})
+                .ok());
     }
     ASSERT_TRUE(l.sync().ok());
     compactor c(f.fs, 1 << 20);
