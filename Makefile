@@ -1,5 +1,5 @@
 # The two commands: `make run` and `make test`. Everything else is a helper.
-.PHONY: run test build deps format format-check codegen bench bench-compare fuzz sim clean cluster faults netns-faults
+.PHONY: run test build deps format format-check codegen bench bench-compare bench-cluster-idle fuzz sim clean cluster faults netns-faults
 
 BUILD ?= build
 
@@ -69,6 +69,14 @@ bench: build
 MODE ?= quick
 CLUSTER ?=
 BENCH_ARGS ?=
+# Many replicated partitions on an idle 3-node cluster: time to lead them all,
+# whether the cluster settles, idle CPU and RSS per node (issue 13 item 10).
+PARTITIONS ?= 10000
+bench-cluster-idle: deps
+	@tools/build.sh release fjord
+	@tests/integration/install.sh confluent-pypi >/dev/null
+	@$${FJORD_CACHE:-$$HOME/.cache/fjord}/it-venv/bin/python bench/cluster_idle.py --partitions $(PARTITIONS)
+
 bench-compare: deps
 	@tools/build.sh release fjord fjord_loadgen fjord_ceiling
 	@if [ -n "$(CLUSTER)" ]; then MODE=$(MODE) bench/compare_cluster.sh --nodes $(CLUSTER) $(BENCH_ARGS); \
