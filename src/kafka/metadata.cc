@@ -15,9 +15,16 @@
 // (to no leader when no other replica is in sync); Fjord answers that here
 // for the replicas of this node (other nodes' failed replicas are not in the
 // metadata yet, so only they list theirs).
+//
+// A replicated partition the metadata says this node leads, whose replica
+// here no longer leads (it stepped down, maybe cut off from the others):
+// the leader is the one its Raft group names here, or none, never this node
+// again. Otherwise a node cut off from the controller keeps sending clients
+// back to itself until the partition heals.
 #include "protocol/gen/metadata.h"
 
 #include <algorithm>
+#include <map>
 #include <set>
 
 #include "base/logger.h"
@@ -32,12 +39,20 @@ using mresp = gen::metadata_response;
 
 namespace {
 using offline_set = std::set<storage::topic_partition>;
+// Partitions the metadata has this node lead but whose replica here does
+// not: the leader and term its Raft group knows (-1: none known).
+using stepped_down_map = std::map<storage::topic_partition, std::pair<int32_t, int32_t>>;
+
+struct local_replicas {
+    offline_set offline;
+    stepped_down_map stepped_down;
+};
 
 // What fill_topic needs beyond the topic.
 struct partition_view {
     int32_t self = -1;
     std::vector<int32_t> live;  // brokers clients may use, sorted
-    const offline_set* offline = nullptr;
+    const local_replicas* local = nullptr;
 };
 
 void fill_topic(mresp::metadata_response_topic& t, const cluster::topic_info& info, bool authorized_ops,
@@ -54,7 +69,12 @@ void fill_topic(mresp::metadata_response_topic& t, const cluster::topic_info& in
         mp.leader_epoch = p.leader_epoch;
         mp.replica_nodes = p.replicas;
         mp.isr_nodes = p.isr;
-        const bool offline_here = view.offline->count(storage::topic_partition{info.name, p.partition}) > 0;
+        const storage::topic_partition tp{info.name, p.partition};
+        const bool offline_here = view.local->offline.count(tp) > 0;
+        if (auto it = view.local->stepped_down.find(tp); it != view.local->stepped_down.end()) {
+            mp.leader_id = it->second.first;
+            if (it->second.first >= 0) mp.leader_epoch = it->second.second;
+        }
         for (int32_t r : p.replicas) {
             const bool live = std::binary_search(view.live.begin(), view.live.end(), r);
             if (!live || (r == view.self && offline_here)) mp.offline_replicas.push_back(r);
@@ -69,25 +89,39 @@ void fill_topic(mresp::metadata_response_topic& t, const cluster::topic_info& in
     if (authorized_ops) t.topic_authorized_operations = topic_operations_all;
 }
 
-// The partitions whose log is offline on this node, from every shard.
-net::awaitable<offline_set> offline_on_shard(shard_ctx* sh) {
-    offline_set out;
+// What this node's replicas say beyond the metadata, from one shard: the
+// partitions whose log is offline here, and those whose replica stepped down.
+net::awaitable<local_replicas> local_on_shard(shard_ctx* sh) {
+    local_replicas out;
     if (sh->logs) {
-        for (const auto& [tp, why] : sh->logs->offline()) out.insert(tp);
+        for (const auto& [tp, why] : sh->logs->offline()) out.offline.insert(tp);
     }
+    const int32_t self = sh->owner.config().node_id;
     for (const auto& [tp, p] : sh->partitions) {
-        if (p->offline()) out.insert(tp);
+        if (p->offline()) {
+            out.offline.insert(tp);
+            continue;
+        }
+        const replica::replica* r = p->replica();
+        if (!r || r->is_leader()) continue;
+        const cluster::topic_info* t = sh->image ? sh->image->find_topic(tp.topic) : nullptr;
+        if (!t || tp.partition >= static_cast<int32_t>(t->partitions.size()) ||
+            t->partitions[static_cast<size_t>(tp.partition)].leader != self) {
+            continue;
+        }
+        out.stepped_down.emplace(tp, std::pair<int32_t, int32_t>{r->leader().value_or(-1), r->term()});
     }
     co_return out;
 }
 
-net::awaitable<offline_set> offline_partitions(shard_ctx& sh) {
-    offline_set all;
+net::awaitable<local_replicas> local_view(shard_ctx& sh) {
+    local_replicas all;
     for (unsigned s = 0; s < sh.owner.shards().count(); ++s) {
         auto* owner = &sh.owner.shard(s);
-        auto one = sh.owner.shards().invoke_on(s, [owner] { return offline_on_shard(owner); });
+        auto one = sh.owner.shards().invoke_on(s, [owner] { return local_on_shard(owner); });
         auto got = co_await std::move(one);
-        all.merge(got);
+        all.offline.merge(got.offline);
+        all.stepped_down.merge(got.stepped_down);
     }
     co_return all;
 }
@@ -155,9 +189,9 @@ net::awaitable<net::response> handle_metadata(shard_ctx& sh, request_context& ct
     auto image = sh.image;
     auto brokers = sh.owner.client_brokers(*image);
     std::sort(brokers.begin(), brokers.end());
-    auto collecting = offline_partitions(sh);
-    const auto offline = co_await std::move(collecting);
-    const partition_view view{.self = cfg.node_id, .live = std::move(brokers), .offline = &offline};
+    auto collecting = local_view(sh);
+    const auto local = co_await std::move(collecting);
+    const partition_view view{.self = cfg.node_id, .live = std::move(brokers), .local = &local};
     if (all_topics) {
         for (const auto& [name, info] : image->topics()) {
             mresp::metadata_response_topic t;
