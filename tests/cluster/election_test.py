@@ -13,17 +13,13 @@ auto.leader.rebalance.enable=false, so only an election moves leaders back.
      PREFERRED_LEADER_NOT_AVAILABLE and the leader stays.
 usage: election_test.py [--binary PATH] [--keep]
 """
-import argparse
 import os
-import shutil
 import subprocess
-import sys
-import tempfile
 
 from confluent_kafka import ElectionType, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from harness import ROOT, Cluster, Failure, check, cluster_view, log, replicated_ready, wait_for
+from harness import Cluster, ROOT, check, cluster_view, log, replicated_ready, run_test, wait_for
 
 TOPIC = "elect"
 KREF = os.path.join(ROOT, "tests/kafka_ref/kafka-ref")
@@ -99,23 +95,7 @@ def run(args, work):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--binary", default=os.path.join(ROOT, "build/release/src/app/fjord"))
-    ap.add_argument("--keep", action="store_true", help="keep the work directory")
-    args = ap.parse_args()
-    work = tempfile.mkdtemp(prefix="fjord-election-")
-    ok = False
-    try:
-        run(args, work)
-        ok = True
-    except Failure as e:
-        log(f"election_test: FAILED: {e}")
-    finally:
-        if ok and not args.keep:
-            shutil.rmtree(work, ignore_errors=True)
-        else:
-            log(f"work directory kept: {work}")
-    sys.exit(0 if ok else 1)
+    run_test("election_test", run)
 
 
 if __name__ == "__main__":

@@ -494,3 +494,35 @@ def checker(acked, seen, log_by_partition):
             if epoch is not None:
                 last_epoch = epoch
     return problems
+
+
+def run_test(name, run):
+    """A cluster test's main: --binary and --keep, a work directory, run(args,
+    work); on a Failure the node logs' tails and the kept directory. Exits 0
+    when run returned, 1 when it failed."""
+    import argparse
+    import shutil
+    import sys
+    import tempfile
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--binary", default=os.path.join(ROOT, "build/release/src/app/fjord"))
+    ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    args = ap.parse_args()
+    work = tempfile.mkdtemp(prefix=f"fjord-{name}-")
+    ok = False
+    try:
+        run(args, work)
+        ok = True
+    except Failure as e:
+        log(f"{name}: FAILED: {e}")
+        for file in sorted(os.listdir(work)):
+            if file.endswith(".log"):
+                with open(os.path.join(work, file), errors="replace") as f:
+                    log(f"---- {file} (tail)")
+                    log("".join(f.readlines()[-25:]))
+    finally:
+        if ok and not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            log(f"work directory kept: {work}")
+    sys.exit(0 if ok else 1)

@@ -14,18 +14,14 @@ checked by Kafka's decoder too.
   4. Metadata lists no offline replica while every node is up.
 usage: kip951_fetch_test.py [--binary PATH] [--keep]
 """
-import argparse
 import json
 import os
-import shutil
 import subprocess
-import sys
-import tempfile
 
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from faults_test import Cluster
-from harness import ROOT, Failure, check, log, replicated_ready, wait_for
+from harness import Failure, ROOT, check, log, replicated_ready, run_test, wait_for
 
 TOPIC = "kip951"
 KAFKA_REF = os.path.join(ROOT, "tests", "kafka_ref", "kafka-ref")
@@ -108,28 +104,7 @@ def run(args, work):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--binary", default=os.path.join(ROOT, "build/release/src/app/fjord"))
-    ap.add_argument("--keep", action="store_true", help="keep the work directory")
-    args = ap.parse_args()
-    work = tempfile.mkdtemp(prefix="fjord-kip951-")
-    ok = False
-    try:
-        run(args, work)
-        ok = True
-    except Failure as e:
-        log(f"kip951_fetch_test: FAILED: {e}")
-        for name in sorted(os.listdir(work)):
-            if name.endswith(".log"):
-                with open(os.path.join(work, name), errors="replace") as f:
-                    log(f"---- {name} (tail)")
-                    log("".join(f.readlines()[-25:]))
-    finally:
-        if ok and not args.keep:
-            shutil.rmtree(work, ignore_errors=True)
-        elif not ok:
-            log(f"work directory kept: {work}")
-    sys.exit(0 if ok else 1)
+    run_test("kip951_fetch_test", run)
 
 
 if __name__ == "__main__":

@@ -13,17 +13,13 @@ snapshot.
      acknowledged record from its log start on, once, in order.
 usage: log_start_test.py [--binary PATH] [--keep]
 """
-import argparse
 import os
-import shutil
-import sys
-import tempfile
 import time
 
 from confluent_kafka import Consumer, OFFSET_BEGINNING, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic
 
-from harness import ROOT, Cluster, Failure, check, cluster_view, log, replicated_ready, wait_for
+from harness import Cluster, check, cluster_view, log, replicated_ready, run_test, wait_for
 
 TOPIC = "trimmed"
 VALUE = 10 * 1024
@@ -142,28 +138,7 @@ def run(args, work):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--binary", default=os.path.join(ROOT, "build/release/src/app/fjord"))
-    ap.add_argument("--keep", action="store_true", help="keep the work directory")
-    args = ap.parse_args()
-    work = tempfile.mkdtemp(prefix="fjord-log-start-")
-    ok = False
-    try:
-        run(args, work)
-        ok = True
-    except Failure as e:
-        log(f"log_start_test: FAILED: {e}")
-        for name in sorted(os.listdir(work)):
-            if name.endswith(".log"):
-                with open(os.path.join(work, name), errors="replace") as f:
-                    log(f"---- {name} (tail)")
-                    log("".join(f.readlines()[-25:]))
-    finally:
-        if ok and not args.keep:
-            shutil.rmtree(work, ignore_errors=True)
-        elif not ok:
-            log(f"work directory kept: {work}")
-    sys.exit(0 if ok else 1)
+    run_test("log_start_test", run)
 
 
 if __name__ == "__main__":
